@@ -1,0 +1,1 @@
+"""logmesh authz service. Not built yet: see the open issues; this package only reserves its place in the workspace."""

@@ -1,0 +1,57 @@
+"""The entry: the one record type shared by the log engine and the Raft core.
+
+The log *is* the Raft log (DESIGN §3), so an entry carries its Raft coordinates
+(index, term), its type, and the record offset. This module is pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class EntryType(IntEnum):
+    """What an entry is for. The numbers are part of the on-disk format."""
+
+    DATA = 0  # a client record; consumers see it at `offset`
+    NOOP = 1  # the empty entry a new leader appends to commit its term
+    CONFIG = 2  # a membership change; payload is the encoded configuration
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of the replicated log.
+
+    index: the Raft index, dense, from 1.
+    term: the term of the leader that appended it, >= 1.
+    type: see EntryType.
+    offset: for DATA, the record's offset (dense over data entries, from 0).
+        For NOOP and CONFIG, the offset the next data entry will get: control
+        entries take no offset, and `offset` stays non-decreasing along the log,
+        so the next offset after any entry is `next_offset(entry)`.
+    timestamp_ms: unix time in ms when the leader appended it (for retention by
+        age and for the record's append_time); set by the leader's driver.
+    payload: the record value (DATA), the encoded configuration (CONFIG), or b"".
+    """
+
+    index: int
+    term: int
+    type: EntryType
+    offset: int
+    timestamp_ms: int
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        if self.index < 1:
+            raise ValueError(f"entry index must be >= 1, got {self.index}")
+        if self.term < 1:
+            raise ValueError(f"entry term must be >= 1, got {self.term}")
+        if self.offset < 0:
+            raise ValueError(f"entry offset must be >= 0, got {self.offset}")
+        if self.type is EntryType.NOOP and self.payload:
+            raise ValueError("a NOOP entry carries no payload")
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next data entry after this one gets."""
+        return self.offset + 1 if self.type is EntryType.DATA else self.offset
