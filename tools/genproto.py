@@ -36,7 +36,9 @@ def generate(out_dir: Path) -> None:
         f"--mypy_out={out_dir}", f"--mypy_grpc_out={out_dir}",
         *protos,
     ]
-    subprocess.run(cmd, check=True, cwd=PROTO_DIR)
+    done = subprocess.run(cmd, cwd=PROTO_DIR, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"protoc failed:\n{done.stderr}")
     for path in out_dir.rglob("*"):
         if path.is_dir():
             (path / "__init__.py").touch()
