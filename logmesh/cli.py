@@ -117,8 +117,15 @@ def _run_certs_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _log_commands(subparsers: argparse._SubParsersAction[Parser]) -> None:
+    from logmesh.cli_log import add_log_commands
+
+    add_log_commands(subparsers)
+
+
 _REGISTRARS: tuple[Callable[[argparse._SubParsersAction[Parser]], None], ...] = (
     add_certs_commands,
+    _log_commands,
 )
 
 
