@@ -119,4 +119,3 @@ Message = (
     | InstallSnapshot
     | TimeoutNow
 )
-

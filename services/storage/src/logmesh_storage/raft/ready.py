@@ -23,7 +23,14 @@ class Ready:
        and answer `read_states` once applied.
     5. Call advance(ready).
     Only one Ready is outstanding at a time: ready() is not called again before
-    advance(). tick/step/propose may be called while the Ready is being handled.
+    advance() (the core asserts it). tick/step/propose may be called while the Ready
+    is being handled.
+
+    `soft_state` is always set; a change of it alone makes has_ready() true.
+    `hard_state` is None when unchanged since the last Ready. `committed_entries`
+    holds at most max_bytes_per_message of payload (at least one entry); the rest
+    comes in later Readies. The leader counts its own copy of `entries` toward
+    commit only in advance(). See docs/raft.md for which message goes where.
     """
 
     soft_state: SoftState
