@@ -28,15 +28,20 @@ def generate(out_dir: Path) -> None:
     include = Path(grpc_tools.__file__).parent / "_proto"
     bindir = Path(sys.executable).parent
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTO_DIR}", f"-I{include}",
-        f"--python_out={out_dir}", f"--grpc_python_out={out_dir}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO_DIR}",
+        f"-I{include}",
+        f"--python_out={out_dir}",
+        f"--grpc_python_out={out_dir}",
         f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
-        f"--mypy_out={out_dir}", f"--mypy_grpc_out={out_dir}",
+        f"--mypy_out={out_dir}",
+        f"--mypy_grpc_out={out_dir}",
         *protos,
     ]
-    done = subprocess.run(cmd, cwd=PROTO_DIR, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=PROTO_DIR, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"protoc failed:\n{done.stderr}")
     for path in out_dir.rglob("*"):
@@ -45,7 +50,9 @@ def generate(out_dir: Path) -> None:
         elif path.suffix in (".py", ".pyi"):
             text = path.read_text()
             path.write_text(IMPORT_RE.sub(rf"\1 {PACKAGE}.\2.v1", text))
-    (out_dir / "__init__.py").write_text('"""Generated protobuf modules: do not edit; run `make proto`."""\n')
+    (out_dir / "__init__.py").write_text(
+        '"""Generated protobuf modules: do not edit; run `make proto`."""\n'
+    )
 
 
 def main() -> int:
@@ -56,7 +63,9 @@ def main() -> int:
         out.mkdir()
         generate(out)
         if check:
-            diff = subprocess.run(["diff", "-r", str(out), str(target)], capture_output=True, text=True)
+            diff = subprocess.run(
+                ["diff", "-r", str(out), str(target)], capture_output=True, text=True, check=False
+            )
             if diff.returncode != 0:
                 print(diff.stdout[:4000])
                 print("generated code is out of date: run `make proto` and commit logmesh/_gen/")

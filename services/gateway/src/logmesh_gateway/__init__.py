@@ -1,1 +1,4 @@
-"""logmesh gateway service. Not built yet: see the open issues; this package only reserves its place in the workspace."""
+"""logmesh gateway service.
+
+Not built yet (see the open issues): this package only reserves its place in the workspace.
+"""

@@ -1,0 +1,170 @@
+"""Raft messages <-> proto/logmesh/v1/raft.proto, and the batch header checks.
+
+Entries travel as the log engine's frame bytes (encode_entry / decode_entry): the frame the
+leader ships is the frame the follower stores, its CRC checked on decode (DESIGN §9). This
+module does no I/O and knows no grpc; a peer that breaks the protocol gets PeerRefusedError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from logmesh._gen.logmesh.v1 import raft_pb2 as pb
+
+from ..log.entry import Entry
+from ..log.store import decode_entry, encode_entry
+from ..raft.messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    RequestVote,
+    RequestVoteResponse,
+    TimeoutNow,
+)
+from ..raft.types import Configuration, SnapshotMeta
+from .errors import PeerRefusedError
+from .peers import PeerAddress
+
+PROTOCOL_VERSION = 1
+
+
+def encode_message(msg: Message, frames: dict[int, bytes] | None = None) -> pb.RaftMessage:
+    """The wire form of `msg`. `frames` (keyed by id(entry)) lets the caller encode an entry
+    once for all the messages that carry it; the caller keeps the entries alive meanwhile."""
+    out = pb.RaftMessage(term=msg.term, from_id=msg.from_id, to_id=msg.to_id)
+    match msg:
+        case AppendEntries():
+            out.append_entries.prev_index = msg.prev_index
+            out.append_entries.prev_term = msg.prev_term
+            out.append_entries.commit_index = msg.commit_index
+            out.append_entries.entries.extend(_frame(e, frames) for e in msg.entries)
+        case AppendEntriesResponse():
+            r = out.append_entries_response
+            r.index, r.reject = msg.index, msg.reject
+            r.hint_index, r.hint_term = msg.hint_index, msg.hint_term
+        case RequestVote():
+            v = out.request_vote
+            v.last_index, v.last_term = msg.last_index, msg.last_term
+            v.pre_vote, v.transfer = msg.pre_vote, msg.transfer
+        case RequestVoteResponse():
+            out.request_vote_response.granted = msg.granted
+            out.request_vote_response.pre_vote = msg.pre_vote
+        case Heartbeat():
+            out.heartbeat.commit_index = msg.commit_index
+            out.heartbeat.context = msg.context
+        case HeartbeatResponse():
+            out.heartbeat_response.context = msg.context
+        case InstallSnapshot():
+            out.install_snapshot.snapshot.CopyFrom(encode_snapshot(msg.snapshot))
+        case TimeoutNow():
+            out.timeout_now.SetInParent()
+    return out
+
+
+def _frame(entry: Entry, frames: dict[int, bytes] | None) -> bytes:
+    if frames is None:
+        return encode_entry(entry)
+    frame = frames.get(id(entry))
+    if frame is None:
+        frame = frames[id(entry)] = encode_entry(entry)
+    return frame
+
+
+def decode_message(raw: pb.RaftMessage) -> Message:
+    """The core's message for `raw`; PeerRefusedError if it is empty or has a bad entry."""
+    term, from_id, to_id = raw.term, raw.from_id, raw.to_id
+    kind = raw.WhichOneof("body")
+    if kind == "append_entries":
+        a = raw.append_entries
+        try:
+            entries = tuple(decode_entry(frame) for frame in a.entries)
+        except ValueError as e:  # FrameDamaged, or a frame holding an impossible entry
+            raise PeerRefusedError(
+                f"{from_id} sent an entry frame that does not decode ({e}): the frame was "
+                "damaged in transit or the peer runs an incompatible log format"
+            ) from e
+        return AppendEntries(
+            term, from_id, to_id, a.prev_index, a.prev_term, entries, a.commit_index
+        )
+    if kind == "append_entries_response":
+        r = raw.append_entries_response
+        return AppendEntriesResponse(
+            term, from_id, to_id, r.index, r.reject, r.hint_index, r.hint_term
+        )
+    if kind == "request_vote":
+        v = raw.request_vote
+        return RequestVote(term, from_id, to_id, v.last_index, v.last_term, v.pre_vote, v.transfer)
+    if kind == "request_vote_response":
+        g = raw.request_vote_response
+        return RequestVoteResponse(term, from_id, to_id, g.granted, g.pre_vote)
+    if kind == "heartbeat":
+        return Heartbeat(term, from_id, to_id, raw.heartbeat.commit_index, raw.heartbeat.context)
+    if kind == "heartbeat_response":
+        return HeartbeatResponse(term, from_id, to_id, raw.heartbeat_response.context)
+    if kind == "install_snapshot":
+        return InstallSnapshot(term, from_id, to_id, decode_snapshot(raw.install_snapshot.snapshot))
+    if kind == "timeout_now":
+        return TimeoutNow(term, from_id, to_id)
+    raise PeerRefusedError(f"{from_id} sent a Raft message with no body: upgrade that node")
+
+
+def encode_snapshot(meta: SnapshotMeta) -> pb.SnapshotMeta:
+    return pb.SnapshotMeta(
+        index=meta.index,
+        term=meta.term,
+        voters=sorted(meta.configuration.voters),
+        learners=sorted(meta.configuration.learners),
+        next_offset=meta.next_offset,
+    )
+
+
+def decode_snapshot(raw: pb.SnapshotMeta) -> SnapshotMeta:
+    configuration = Configuration(voters=frozenset(raw.voters), learners=frozenset(raw.learners))
+    return SnapshotMeta(raw.index, raw.term, configuration, raw.next_offset)
+
+
+def make_header(
+    cluster_id: str, from_id: str, to_id: str, peers: Iterable[PeerAddress]
+) -> pb.Header:
+    return pb.Header(
+        cluster_id=cluster_id,
+        from_id=from_id,
+        to_id=to_id,
+        protocol_version=PROTOCOL_VERSION,
+        peers=[pb.PeerAddress(id=p.id, address=p.address, generation=p.generation) for p in peers],
+    )
+
+
+def check_header(header: pb.Header, cluster_id: str, node_id: str, caller: str | None) -> None:
+    """Refuse a batch from another cluster, protocol version or certificate, or for another node.
+
+    `caller` is the TLS identity of the stream: a node may only speak for itself.
+    """
+    if header.protocol_version != PROTOCOL_VERSION:
+        raise PeerRefusedError(
+            f"{header.from_id or 'a peer'} speaks Raft protocol version "
+            f"{header.protocol_version}, this node speaks {PROTOCOL_VERSION}: run the same "
+            "logmesh version on every storage node"
+        )
+    if header.cluster_id != cluster_id:
+        raise PeerRefusedError(
+            f"{header.from_id} belongs to cluster {header.cluster_id!r}, this node to "
+            f"{cluster_id!r}: check --cluster-id and --join on both nodes"
+        )
+    if header.to_id != node_id:
+        raise PeerRefusedError(
+            f"{header.from_id} meant to reach {header.to_id!r} but reached {node_id!r}: its "
+            "address table is stale (a node moved); it will learn the new address"
+        )
+    if caller != header.from_id:
+        raise PeerRefusedError(
+            f"a peer with certificate {caller!r} claims to be {header.from_id!r}: each node must "
+            "use the certificate named after its --id"
+        )
+
+
+def decode_peers(header: pb.Header) -> list[PeerAddress]:
+    return [PeerAddress(p.id, p.address, p.generation) for p in header.peers]

@@ -1,0 +1,247 @@
+"""The `log.v1.Log` API of a storage node (DESIGN §2).
+
+Writes go through the driver (acknowledged once a majority has them on disk and this node has
+applied them); reads serve committed records only, on every node, from reader threads so the
+event loop never waits for the disk. Errors leave as logmesh errors with ErrorInfo; nothing
+else (no traceback) reaches a client. It may not touch the Raft core directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc.aio
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from logmesh._gen.log.v1 import log_pb2 as pb
+from logmesh._gen.log.v1 import log_pb2_grpc
+from logmesh.errors import (
+    InvalidArgumentError,
+    LogmeshError,
+    OffsetOutOfRangeError,
+    OffsetTruncatedError,
+    UnavailableError,
+    abort,
+)
+
+from ..log.entry import Entry
+from ..log.errors import OffsetOutOfRange, OffsetTruncated
+from ..raft.status import Status
+from ..raft.types import Role
+from .authz import require_any_client
+from .driver import Driver
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# Records read from the log per read while following the tail (one thread hop each).
+READ_RECORDS_MAX = 512
+# ProduceStream: records proposed and not yet answered, per stream (backpressure).
+STREAM_INFLIGHT_MAX = 1024
+BATCH_RECORDS_MAX = 10_000
+
+
+class LogServicer(log_pb2_grpc.LogServicer):
+    def __init__(self, driver: Driver, advertise: str, record_bytes_max: int) -> None:
+        self._driver = driver
+        self._advertise = advertise
+        self._record_bytes_max = record_bytes_max
+
+    # ---- writes --------------------------------------------------------------------------
+
+    async def Produce(self, request: pb.ProduceRequest, context: Context) -> pb.ProduceResponse:  # noqa: N802
+        await require_any_client(context)
+        try:
+            offset = await self._driver.propose([self._value(request.record)])
+        except LogmeshError as e:
+            await abort(context, e)
+        return pb.ProduceResponse(offset=offset)
+
+    async def ProduceBatch(  # noqa: N802
+        self, request: pb.ProduceBatchRequest, context: Context
+    ) -> pb.ProduceBatchResponse:
+        await require_any_client(context)
+        try:
+            if not request.records or len(request.records) > BATCH_RECORDS_MAX:
+                raise InvalidArgumentError(
+                    f"a batch holds 1 to {BATCH_RECORDS_MAX} records, this one "
+                    f"{len(request.records)}: split it",
+                    "records",
+                )
+            values = [self._value(r) for r in request.records]
+            first = await self._driver.propose(values)
+        except LogmeshError as e:
+            await abort(context, e)
+        return pb.ProduceBatchResponse(first_offset=first, count=len(values))
+
+    async def ProduceStream(  # noqa: N802
+        self, request_iterator: AsyncIterator[pb.ProduceRequest], context: Context
+    ) -> AsyncIterator[pb.ProduceResponse]:
+        await require_any_client(context)
+        # Proposals go out as requests arrive (so they share fsyncs), answers in order.
+        pending: asyncio.Queue[asyncio.Future[int] | None] = asyncio.Queue(STREAM_INFLIGHT_MAX)
+        reader = asyncio.get_running_loop().create_task(
+            self._propose_each(request_iterator, pending)
+        )
+        try:
+            while (future := await pending.get()) is not None:
+                try:
+                    offset = await future
+                except LogmeshError as e:
+                    await abort(context, e)
+                yield pb.ProduceResponse(offset=offset)
+            await reader  # re-raises a failure of the request stream itself
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await reader
+
+    async def _propose_each(
+        self,
+        requests: AsyncIterator[pb.ProduceRequest],
+        pending: asyncio.Queue[asyncio.Future[int] | None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for request in requests:
+                future: asyncio.Future[int]
+                try:
+                    future = loop.create_task(self._driver.propose([self._value(request.record)]))
+                    # If the stream ends before this answer is sent (an earlier failure, a
+                    # cancel), nobody awaits it: its outcome is the client's to find out.
+                    future.add_done_callback(_retrieve)
+                except LogmeshError as e:
+                    future = loop.create_future()
+                    future.set_exception(e)
+                await pending.put(future)
+        except Exception:
+            await pending.put(None)  # the answering loop stops, then re-raises this via `reader`
+            raise
+        await pending.put(None)  # the client half-closed: answer the rest, then end with OK
+
+    def _value(self, record: pb.Record) -> bytes:
+        if len(record.value) > self._record_bytes_max:
+            raise InvalidArgumentError(
+                f"the record value has {len(record.value)} bytes, more than the limit of "
+                f"{self._record_bytes_max}: split it or raise --record-bytes-max",
+                "record.value",
+            )
+        return record.value
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def Consume(self, request: pb.ConsumeRequest, context: Context) -> pb.ConsumeResponse:  # noqa: N802
+        await require_any_client(context)
+        try:
+            records = await self._read(request.offset, 1)
+            if not records:
+                raise OffsetOutOfRangeError(request.offset, self._driver.committed_next_offset)
+        except LogmeshError as e:
+            await abort(context, e)
+        return pb.ConsumeResponse(record=_record(records[0]))
+
+    async def ConsumeStream(  # noqa: N802
+        self, request: pb.ConsumeRequest, context: Context
+    ) -> AsyncIterator[pb.ConsumeResponse]:
+        await require_any_client(context)
+        offset, batch = request.offset, request.max_batch_records
+        driver = self._driver
+        try:
+            while not driver.stopped:
+                change = driver.applied.next_change()  # taken before the check: see notify.py
+                if offset >= driver.committed_next_offset:
+                    await change.wait()
+                    continue
+                records = await self._read(offset, max(batch, READ_RECORDS_MAX))
+                for response in _responses(records, batch):
+                    yield response
+                offset = records[-1].offset + 1
+            raise UnavailableError(
+                f"the node is shutting down: resume from offset {offset} on another node"
+            )
+        except LogmeshError as e:
+            await abort(context, e)
+
+    async def _read(self, offset: int, max_records: int) -> list[Entry]:
+        """Committed records from `offset`; empty if there is none yet."""
+        driver = self._driver
+        if offset >= driver.committed_next_offset:
+            return []
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                None, driver.storage.read_records, offset, max_records, driver.applied_index
+            )
+        except OffsetTruncated as e:
+            raise OffsetTruncatedError(offset, e.first_offset) from None
+        except OffsetOutOfRange:
+            raise OffsetOutOfRangeError(offset, driver.committed_next_offset) from None
+
+    # ---- cluster -------------------------------------------------------------------------
+
+    async def GetServers(  # noqa: N802
+        self, request: pb.GetServersRequest, context: Context
+    ) -> pb.GetServersResponse:
+        await require_any_client(context)
+        status = self._driver.status()
+        configuration = status.configuration
+        servers = []
+        for node_id in sorted(configuration.members):
+            if node_id in configuration.learners:
+                role = "learner"
+            elif node_id == status.leader_id:
+                role = "leader"
+            elif node_id == status.node_id:
+                role = status.role.value
+            else:
+                role = "follower"
+            address = (
+                self._advertise
+                if node_id == status.node_id
+                else self._driver.peers.address(node_id) or ""
+            )
+            servers.append(
+                pb.Server(
+                    id=node_id,
+                    rpc_addr=address,
+                    role=role,
+                    is_leader=role == "leader",
+                    lag=_lag(status, node_id, self._driver.applied_index),
+                )
+            )
+        return pb.GetServersResponse(servers=servers)
+
+
+def _lag(status: Status, node_id: str, applied_index: int) -> int:
+    """Committed entries `node_id` lacks, as far as this node knows (see log.proto Server)."""
+    if status.role is Role.LEADER:
+        progress = status.progress.get(node_id)
+        return 0 if progress is None else max(0, status.commit_index - progress.match_index)
+    if node_id == status.node_id:
+        return max(0, status.commit_index - applied_index)
+    return 0  # a follower does not know the others' progress
+
+
+def _retrieve(future: asyncio.Future[int]) -> None:
+    """Mark the outcome as seen, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _responses(records: list[Entry], batch: int) -> list[pb.ConsumeResponse]:
+    if not batch:  # the book's contract: one record per message, in `record`
+        return [pb.ConsumeResponse(record=_record(r)) for r in records]
+    return [
+        pb.ConsumeResponse(records=[_record(r) for r in records[i : i + batch]])
+        for i in range(0, len(records), batch)
+    ]
+
+
+def _record(entry: Entry) -> pb.Record:
+    append_time = Timestamp()
+    append_time.FromMilliseconds(entry.timestamp_ms)
+    return pb.Record(
+        value=entry.payload, offset=entry.offset, term=entry.term, append_time=append_time
+    )
