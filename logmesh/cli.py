@@ -123,9 +123,16 @@ def _log_commands(subparsers: argparse._SubParsersAction[Parser]) -> None:
     add_log_commands(subparsers)
 
 
+def _dev_command(subparsers: argparse._SubParsersAction[Parser]) -> None:
+    from logmesh.dev import add_dev_command
+
+    add_dev_command(subparsers)
+
+
 _REGISTRARS: tuple[Callable[[argparse._SubParsersAction[Parser]], None], ...] = (
     add_certs_commands,
     _log_commands,
+    _dev_command,
 )
 
 

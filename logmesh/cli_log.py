@@ -12,8 +12,9 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from logmesh.cli import Parser
@@ -100,6 +101,20 @@ def _client(args: argparse.Namespace) -> LogClient:
     return LogClient(addresses, args.certs, args.identity, deadline_s=args.deadline)
 
 
+def _run(args: argparse.Namespace, work: Coroutine[Any, Any, None]) -> int:
+    """Run a command's coroutine; an unreachable cluster gets advice on where to look."""
+    from logmesh.errors import UnavailableError
+
+    try:
+        asyncio.run(work)
+    except UnavailableError as e:
+        raise UnavailableError(
+            f"could not reach a logmesh server at {args.servers} ({e.message}); is logmesh "
+            f"running (`make dev`)? Point --servers or ${SERVERS_ENV} at its nodes"
+        ) from None
+    return 0
+
+
 def _print_record(record: Record, as_json: bool) -> None:
     value = record.value.decode("utf-8", errors="backslashreplace")
     if as_json:
@@ -128,8 +143,7 @@ def _run_produce(args: argparse.Namespace) -> int:
             for value in values:
                 print(await client.produce(value), flush=True)
 
-    asyncio.run(run())
-    return 0
+    return _run(args, run())
 
 
 def _run_consume(args: argparse.Namespace) -> int:
@@ -149,8 +163,7 @@ def _run_consume(args: argparse.Namespace) -> int:
                 async for record in client.consume_range(args.offset, args.max):
                     _print_record(record, args.json)
 
-    asyncio.run(run())
-    return 0
+    return _run(args, run())
 
 
 def _run_servers(args: argparse.Namespace) -> int:
@@ -161,5 +174,4 @@ def _run_servers(args: argparse.Namespace) -> int:
         for s in servers:
             print(f"{s.id:<12} {s.rpc_addr:<22} {s.role or '-':<10} {s.lag}")
 
-    asyncio.run(run())
-    return 0
+    return _run(args, run())

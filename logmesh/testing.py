@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TypeVar
 
 from logmesh.errors import ServiceProcessError
 from logmesh.logging import READY_EVENT
@@ -33,6 +33,7 @@ EXIT_AFTER_EOF_TIMEOUT_S = 5.0
 _LOG_TAIL_LINES = 20
 
 LineMatcher = Callable[[dict[str, Any]], bool]
+T = TypeVar("T")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,6 +78,7 @@ class ServiceProcess:
         self._reader: threading.Thread | None = None
         self._cond = threading.Condition()
         self._events: list[dict[str, Any]] = []  # JSON lines of the current run
+        self._lines: list[str] = []  # every output line of the current run
         self._tail: list[str] = []  # last raw lines of the current run, for error messages
         self._eof = False
         self._paused = False
@@ -90,7 +92,8 @@ class ServiceProcess:
             self._reap()  # the previous run exited on its own: finish reading its output first
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._cond:
-            self._events, self._tail, self._eof, self.port = [], [], False, None
+            self._events, self._lines, self._tail = [], [], []
+            self._eof, self.port = False, None
         self._proc = subprocess.Popen(
             self.args,
             env={**os.environ, **self.env},
@@ -131,14 +134,26 @@ class ServiceProcess:
         """The first JSON line of this run for which `match` is true, waiting up to timeout_s.
 
         Raises ServiceProcessError when the process exits first or the time runs out."""
+        found = self._wait(
+            lambda: next((e for e in self._events if match(e)), None), timeout_s, what
+        )
+        return found
+
+    def wait_for_text(self, text: str, timeout_s: float) -> str:
+        """The first output line of this run (JSON or not) containing `text`."""
+        return self._wait(
+            lambda: next((line for line in self._lines if text in line), None),
+            timeout_s,
+            f"a line with {text!r}",
+        )
+
+    def _wait(self, find: Callable[[], T | None], timeout_s: float, what: str) -> T:
         deadline = time.monotonic() + timeout_s
-        seen = 0
         with self._cond:
             while True:
-                for event in self._events[seen:]:
-                    if match(event):
-                        return event
-                seen = len(self._events)
+                found = find()
+                if found is not None:
+                    return found
                 if self._eof:
                     raise self._failure(f"exited before {what}", reap=True)
                 remaining_s = deadline - time.monotonic()
@@ -251,9 +266,10 @@ class ServiceProcess:
         event = _parse_json_object(line)
         with self._cond:
             self._tail = [*self._tail[-(_LOG_TAIL_LINES - 1) :], line]
+            self._lines.append(line)
             if event is not None:
                 self._events.append(event)
-                self._cond.notify_all()
+            self._cond.notify_all()
 
     def _failure(self, what: str, *, reap: bool = False) -> ServiceProcessError:
         tail = "\n".join(self._tail) or "(no output)"
