@@ -92,3 +92,28 @@ def test_restart_from_durable_state_keeps_term_commit_and_log() -> None:
     assert c.term == 1 and c.status().last_index == 3 and c.commit_index == 3
     net.propose("a", b"z")
     assert net.data("c")[-1] == b"z"
+
+
+def test_acceptance_queued_in_an_old_term_is_dropped_when_a_new_term_truncates() -> None:
+    """§5.3 + Ready rules: an AppendEntriesResponse says "durable up to index". A follower
+    that accepted entries in term t, then (before its next Ready) adopted term t+1 and
+    truncated them, must not send the term-t acceptance after persisting the shorter log
+    (regression: simulator seed 10147)."""
+    from logmesh_storage.log.entry import Entry
+    from raft_test_net import storage_with
+
+    follower = RaftNode("c", storage_with("abc", [1], term=1), FAST, random.Random(1))
+    old = [Entry(i, 1, EntryType.DATA, i - 1, 0, b"old") for i in (2, 3)]
+    follower.step(AppendEntries(1, "a", "c", 1, 1, tuple(old), 1))
+    # The new leader of term 2 has a different entry at index 2: the follower truncates.
+    new = Entry(2, 2, EntryType.DATA, 1, 0, b"new")
+    follower.step(AppendEntries(2, "b", "c", 1, 1, (new,), 1))
+
+    ready = follower.ready()
+    assert [e.payload for e in ready.entries] == [b"new"]
+    accepted = [
+        m
+        for m in ready.messages_after_persist
+        if isinstance(m, AppendEntriesResponse) and not m.reject
+    ]
+    assert [(m.to_id, m.term, m.index) for m in accepted] == [("b", 2, 2)]

@@ -226,6 +226,19 @@ class RaftNode:
         self._outstanding = ready
         return ready
 
+    def take_messages(self) -> list[Message]:
+        """Drain the messages that may leave at once (those a Ready carries in `messages`),
+        without waiting for a Ready. They promise nothing durable, so a driver may ship them
+        while it still persists an earlier Ready: new entries then reach the followers
+        during the leader's own fsync instead of after it (thesis §10.2.1)."""
+        messages, self.outbox = self.outbox, []
+        return messages
+
+    def applied_to(self, index: int) -> None:
+        """The driver applied committed, durable entries up to `index` between Readies (see
+        take_messages); later Readies do not hand them out again."""
+        self.log.applied_to(max(self.log.applied_index, index))
+
     def advance(self, ready: Ready) -> None:
         assert ready is self._outstanding, "advance() with a Ready this node did not hand out"
         self._outstanding = None
@@ -359,6 +372,15 @@ class RaftNode:
         if term != self.term:
             self.term = term
             self.vote = None
+            # An acceptance queued in the old term promises entries that a leader of the new
+            # term may truncate before the next Ready persists anything: sent after that
+            # persist, it would acknowledge entries the node no longer has (found by the
+            # simulator, seed 10147). Drop it; the old leader re-sends what it still needs.
+            self.outbox_after_persist = [
+                m
+                for m in self.outbox_after_persist
+                if not (isinstance(m, AppendEntriesResponse) and not m.reject)
+            ]
         self.leader_id = None
         self.election_elapsed_ticks = 0
         self.heartbeat_elapsed_ticks = 0

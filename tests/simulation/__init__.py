@@ -1,0 +1,5 @@
+"""The deterministic Raft simulator (TigerBeetle VOPR style): one seed replays one run.
+
+Importable as the package `simulation` (tests/ on sys.path; conftest.py and cli.py put it
+there). Modules: network, disk, checkers, cluster, workload, simulator, runner, cli.
+"""

@@ -1,0 +1,57 @@
+"""One node's simulated disk: a durable MemoryStorage plus at most one pending write.
+
+A write (the persistent part of one Ready) becomes durable only when it completes,
+some ticks after it began; a crash before then loses it whole, and keeps the durable
+copy. It may not decide when writes complete (the caller owns time) and does not
+send or apply anything: it only says what is durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from logmesh_storage.raft.memory import MemoryStorage
+from logmesh_storage.raft.ready import Ready
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    ready: Ready
+    complete_tick: int
+
+
+def needs_persist(ready: Ready) -> bool:
+    return bool(ready.entries) or ready.hard_state is not None or ready.snapshot is not None
+
+
+class SimDisk:
+    def __init__(self, storage: MemoryStorage) -> None:
+        self.storage = storage  # the durable state: what the node reads after a restart
+        self.pending: PendingWrite | None = None
+        self.writes_completed = 0
+        self.writes_lost = 0
+
+    def begin(self, ready: Ready, complete_tick: int) -> None:
+        # one Ready is outstanding at a time (ready.py), so one write at a time
+        assert self.pending is None, "a second write began before the first completed"
+        self.pending = PendingWrite(ready, complete_tick)
+
+    def is_due(self, now_tick: int) -> bool:
+        return self.pending is not None and self.pending.complete_tick <= now_tick
+
+    def complete(self) -> Ready:
+        """Make the pending write durable and return its Ready."""
+        assert self.pending is not None, "no write to complete"
+        ready = self.pending.ready
+        self.pending = None
+        self.storage.save(ready.hard_state, ready.entries, ready.snapshot)
+        self.writes_completed += 1
+        return ready
+
+    def crash(self) -> None:
+        """Lose the pending write. The restarted node gets a fresh copy of the durable
+        state, so nothing the dead node object still holds can reach it."""
+        if self.pending is not None:
+            self.writes_lost += 1
+        self.pending = None
+        self.storage = self.storage.copy()
