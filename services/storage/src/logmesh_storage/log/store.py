@@ -15,7 +15,7 @@ from enum import Enum
 
 import google_crc32c
 
-from .entry import Entry, EntryType
+from .entry import Entry, EntryType, make_entry
 
 _CRC = struct.Struct("<I")
 _PREFIX = struct.Struct("<II")  # crc, length
@@ -120,30 +120,34 @@ def decode_frames(buf: bytes, count: int) -> list[Entry] | tuple[int, Damage]:
             return at, Damage.SHORT
         crc, length, index, term, offset, timestamp_ms, type_ = _FRAME_HEAD.unpack_from(buf, at)
         end = at + FRAME_PREFIX_BYTES + length
-        if length < _ENTRY_HEADER_BYTES or end > size:
+        if length < _ENTRY_HEADER_BYTES or length > FRAME_BODY_BYTES_MAX:
             return at, Damage.BAD_LENGTH
+        if end > size:
+            return at, Damage.SHORT
         if value(buf[at + _CRC.size : end]) != crc:
             return at, Damage.BAD_CRC
         if type_ >= len(_ENTRY_TYPES):
             return at, Damage.BAD_TYPE
         payload = buf[at + FRAME_HEADER_BYTES : end]
-        entries.append(Entry(index, term, _ENTRY_TYPES[type_], offset, timestamp_ms, payload))
+        entries.append(make_entry(index, term, _ENTRY_TYPES[type_], offset, timestamp_ms, payload))
         at = end
     return entries
 
 
 def decode_entry(frame: bytes) -> Entry:
-    """The Entry of exactly one frame; raises FrameDamaged (saying why) otherwise."""
-    meta = check_frame(frame, 0)
-    if isinstance(meta, Damage):
-        raise FrameDamaged(f"not a valid log frame: {meta.value}")
-    if meta.frame_bytes != len(frame):
-        raise FrameDamaged(
-            f"not a single log frame: {len(frame) - meta.frame_bytes} trailing bytes"
-        )
+    """The Entry of exactly one frame, checked as Entry() checks it (a frame from the network
+    may hold a valid CRC over impossible values); raises FrameDamaged (saying why) otherwise.
+    One pass over the frame: a follower decodes every entry it receives."""
     decoded = decode_frames(frame, 1)
-    assert isinstance(decoded, list), "a checked frame decodes"
-    return decoded[0]
+    if isinstance(decoded, tuple):
+        raise FrameDamaged(f"not a valid log frame: {decoded[1].value}")
+    entry = decoded[0]
+    trailing = len(frame) - FRAME_HEADER_BYTES - len(entry.payload)
+    if trailing:
+        raise FrameDamaged(f"not a single log frame: {trailing} trailing bytes")
+    if entry.index < 1 or entry.term < 1 or (entry.type is EntryType.NOOP and entry.payload):
+        raise FrameDamaged(f"the frame holds an impossible entry: {entry!r}")
+    return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,12 @@ then send `messages_after_persist`; apply committed entries (wake the produce ca
 them and the consumers following the tail); then advance. The core is touched only from the
 event loop thread; the writer thread touches only the storage adapter.
 
+The fast path (docs/raft.md, "Performance notes"): after every input (step, propose, tick) the
+driver does at once what need not wait for a Ready: it applies committed entries that are
+already durable here and ships the messages that may leave before any fsync (the leader's
+AppendEntries go out while it still persists the previous Ready). A follower persists a small
+append on the loop itself; a leader defers commit-only AppendEntries (COMMIT_NOTICE_DELAY_S).
+
 It may not know gRPC: servicers translate its logmesh errors into statuses.
 """
 
@@ -41,6 +47,14 @@ from .peers import PeerTable
 from .raft_storage import LogRaftStorage
 
 log = logging.getLogger(__name__)
+
+
+# A follower persists appends up to this many payload bytes on the event loop (see _handle).
+INLINE_SAVE_BYTES_MAX = 8 << 10
+# With RaftConfig.defer_commit_notices: how long a leader waits for the next AppendEntries to
+# carry a new commit index before it sends a follower an empty one for it. Longer than a
+# client's turn-around between two writes, short next to a heartbeat.
+COMMIT_NOTICE_DELAY_S = 0.005
 
 
 def now_ms() -> int:
@@ -90,7 +104,10 @@ class Driver:
         # The offset the next committed record gets: consumers see offsets below it.
         self.committed_next_offset = storage.next_offset_after(self.applied_index)
         self.applied = Notifier()  # fires when applied_index moves (consumers wait on it)
-        self.state = Notifier()  # fires when role, leader or membership changes
+        self.state = Notifier()  # fires when role, leader, membership or `serving` changes
+        # A leader is known and this node applied all it knows committed (health SERVING);
+        # evaluated after each round of Readies, so it does not flap inside one.
+        self.serving = False
         self.accepting_writes = True
         self.stopped = False
         self.stopped_event = asyncio.Event()  # for tasks that must end with the driver
@@ -104,6 +121,9 @@ class Driver:
         self._tasks: list[asyncio.Task[None]] = []
         self._crashed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.tick_hooks: list[Callable[[], None]] = []
+        self._commit_notice: asyncio.TimerHandle | None = None
+        self._noticed_commit_index = 0  # commit notices were sent up to here: at most once each
+        self._notice_commit_index = 0  # the commit index the pending notice timer is for
         self._retention_running = False
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -143,6 +163,8 @@ class Driver:
         self.stopped_event.set()
         for task in self._tasks:
             task.cancel()
+        if self._commit_notice is not None:
+            self._commit_notice.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_waiters(
             lambda _index: True,
@@ -165,6 +187,7 @@ class Driver:
         with self._core():
             for message in messages:
                 self.raft.step(message)
+            self._flush()
         self._wake.set()
 
     def peers_changed(self) -> None:
@@ -258,12 +281,14 @@ class Driver:
         """Propose a membership change without waiting for it (raft errors pass)."""
         with self._core():
             self.raft.propose_conf_change(change, now_ms())
+            self._flush()
         self._wake.set()
 
     def transfer_leadership(self, to_id: str) -> None:
         """Start handing leadership to `to_id` (raft errors pass)."""
         with self._core():
             self.raft.transfer_leadership(to_id)
+            self._flush()
         self._wake.set()
 
     def not_leader_error(self, leader_id: str | None) -> LogmeshError:
@@ -289,6 +314,8 @@ class Driver:
     async def _wait(self, index: int, count: int) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(index, []).append(_Waiter(self.raft.term, count, future))
+        with self._core():
+            self._flush()  # the AppendEntries leave now, not after the Ready being persisted
         self._wake.set()
         return await future
 
@@ -298,6 +325,7 @@ class Driver:
         while True:
             await asyncio.sleep(self.tick_s)
             self.raft.tick()
+            self._flush()
             for hook in self.tick_hooks:
                 hook()
             self._wake.set()
@@ -310,12 +338,17 @@ class Driver:
                 ready = self.raft.ready()
                 await self._handle(ready)
                 self.raft.advance(ready)
+                self._flush()  # a leader's own durable copy may have moved the commit index
             self._note_soft_state()
 
     async def _handle(self, ready: Ready) -> None:
         self._send(ready.messages)
         hard_state = ready.hard_state
-        if (
+        if self._save_inline(ready):
+            # Blocks the loop for one small fsync: cheaper than the two thread switches
+            # (there and back) it saves on a follower's critical path.
+            self.storage.save(hard_state, ready.entries, ready.snapshot)
+        elif (
             ready.snapshot is not None
             or ready.entries
             or (hard_state is not None and self.storage.hard_state_needs_write(hard_state))
@@ -331,19 +364,75 @@ class Driver:
         if ready.committed_entries:
             self._apply(ready.committed_entries)
 
+    def _save_inline(self, ready: Ready) -> bool:
+        """Whether to persist `ready` on the event loop: a follower's small append. Never on
+        a leader, whose loop must meanwhile write its AppendEntries to the followers and take
+        their answers; never a snapshot reset or a large batch (the loop would stall long)."""
+        return (
+            bool(ready.entries)
+            and ready.snapshot is None
+            and self.raft.role is not Role.LEADER
+            and sum(len(e.payload) for e in ready.entries) <= INLINE_SAVE_BYTES_MAX
+        )
+
+    def _flush(self) -> None:
+        """What need not wait for the next Ready, done after every input: answer the writes
+        that are committed and durable here, then ship the messages that may leave at once.
+        In that order, so that on a commit the client's answer is queued before the commit
+        notices to the followers."""
+        self._apply_durable()
+        self._send(self.raft.take_messages())
+        if (
+            self._commit_notice is None
+            and self.raft.commit_index > self._noticed_commit_index
+            and self.raft.commit_notices_owed()
+        ):
+            loop = asyncio.get_running_loop()
+            self._notice_commit_index = self.raft.commit_index
+            self._commit_notice = loop.call_later(COMMIT_NOTICE_DELAY_S, self._notify_commit)
+
+    def _notify_commit(self) -> None:
+        """Send the commit index to followers no AppendEntries told it meanwhile."""
+        self._commit_notice = None
+        if self.stopped:
+            return
+        self._noticed_commit_index = self._notice_commit_index
+        with self._core():
+            self.raft.send_commit_notices(self._notice_commit_index)
+            self._send(self.raft.take_messages())
+        self._wake.set()
+
+    def _apply_durable(self) -> None:
+        """Apply committed entries this node holds on disk, without waiting for a Ready: the
+        loop may be persisting a later Ready meanwhile (the entries it writes are not
+        counted: they are only "stable" for the core once advance() saw them)."""
+        log = self.raft.log
+        commit_index = min(log.commit_index, log.stable_last_index())
+        lo = self.applied_index + 1
+        if commit_index < lo or log.unstable_snapshot is not None or lo < log.first_index():
+            return  # nothing new; or a snapshot restart, which its Ready handles
+        self._apply(log.entries(lo, commit_index + 1, self.raft.config.max_bytes_per_message))
+        self.raft.applied_to(self.applied_index)  # so no Ready hands them out again
+
     def _send(self, messages: Iterable[Message]) -> None:
-        remote = []
+        remote: list[Message] = []
+        local: list[Message] = []
         for message in messages:
-            if message.to_id == self.node_id:
-                self.raft.step(message)
-            else:
-                remote.append(message)
+            (local if message.to_id == self.node_id else remote).append(message)
         if remote:
             self.transport.send(remote)
+        for message in local:
+            self.raft.step(message)
+        if local:
+            self._send(self.raft.take_messages())
 
     def _apply(self, entries: Iterable[Entry]) -> None:
+        """Apply `entries` in order; those at or below applied_index were applied already
+        (by _apply_durable, before their Ready)."""
         last: Entry | None = None
         for entry in entries:
+            if entry.index <= self.applied_index:
+                continue
             last = entry
             for waiter in self._waiters.pop(entry.index, ()):
                 self._resolve(waiter, entry)
@@ -403,8 +492,12 @@ class Driver:
 
     def _note_soft_state(self) -> None:
         """Log role, leader and membership changes (tests and operators follow these lines),
-        and wake whoever waits on `state`."""
+        and wake whoever waits on `state` when one of them, or `serving`, changed. Only then:
+        a wake-up on every Ready would cost each write a few task switches."""
+        serving = self.raft.leader_id is not None and self.applied_index >= self.raft.commit_index
         soft = (self.raft.leader_id, self.raft.role)
+        changed = soft != self._soft or serving != self.serving
+        self.serving = serving
         if soft != self._soft:
             self._soft = soft
             role, leader = soft[1].value, soft[0]
@@ -418,7 +511,9 @@ class Driver:
         if self.raft.configuration != self._configuration:
             self._configuration = self.raft.configuration
             self._log_membership()
-        self.state.fire()
+            changed = True
+        if changed:
+            self.state.fire()
 
     def _log_membership(self) -> None:
         voters = sorted(self._configuration.voters)

@@ -41,6 +41,7 @@ class PeerTable:
     def __init__(self, path: Path, entries: Iterable[PeerAddress] = ()) -> None:
         self.path = path
         self._by_id: dict[str, PeerAddress] = {}
+        self.version = 0  # grows on every change, so readers can cache what they derive
         self.merge(entries)
 
     @classmethod
@@ -81,6 +82,7 @@ class PeerTable:
             if known is None or entry.generation > known.generation:
                 self._by_id[entry.id] = entry
                 changed = True
+                self.version += 1
         return changed
 
     def address(self, node_id: str) -> str | None:

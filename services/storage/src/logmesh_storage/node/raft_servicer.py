@@ -69,7 +69,8 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
                 check_header(header, self._cluster_id, driver.node_id, caller)
                 if driver.peers.merge(decode_peers(header)):
                     driver.peers_changed()
-                messages = [decode_message(m) for m in batch.messages]
+                frames = driver.storage.frames
+                messages = [decode_message(m, frames) for m in batch.messages]
                 for message in messages:
                     if message.from_id != header.from_id or message.to_id != driver.node_id:
                         raise PeerRefusedError(

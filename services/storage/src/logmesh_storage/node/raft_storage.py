@@ -28,6 +28,7 @@ from ..raft.errors import IndexUnavailable, LogCompacted
 from ..raft.types import Configuration, HardState, SnapshotMeta
 from .atomicfile import read_json, write_json
 from .errors import NodeStateError
+from .frames import FrameCache
 from .hardstate import HardStateFile
 
 RECENT_ENTRIES_MAX = 8192
@@ -52,6 +53,8 @@ class LogRaftStorage:
         # ones are CONFIG entries of the log.
         self._configs = configs
         self._recent: dict[int, Entry] = {}
+        # Frames shipped or received for entries not yet saved: written as they are.
+        self.frames = FrameCache()
         self._note_base()
         self._last_index = log.last_index
 
@@ -219,7 +222,8 @@ class LogRaftStorage:
             self._log.truncate_suffix(first)
             for index in range(first, self._last_index + 1):
                 self._recent.pop(index, None)
-        self._log.append(entries)
+        batch = self.frames.take_batch(entries)
+        self._log.append(batch if batch is not None else entries)
         self._last_index = entries[-1].index
         for entry in entries:
             self._recent[entry.index] = entry

@@ -13,8 +13,8 @@ import contextlib
 import logging
 import random
 import signal
+import sys
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 import grpc.aio
@@ -48,6 +48,7 @@ DRAIN_TIMEOUT_S = 5.0
 SERVER_GRACE_S = 1.0
 HEALTH_SERVICES = ("", "log.v1.Log")
 RETENTION_INTERVAL_S = 1.0
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class Node:
@@ -114,7 +115,9 @@ class Node:
             random.Random(config.seed),
             applied_index=hard_state.commit_index,  # the log is the state: committed = applied
         )
-        transport = Transport(config.node_id, config.cluster_id, config.tls_dir, self.peers)
+        transport = Transport(
+            config.node_id, config.cluster_id, config.tls_dir, self.peers, self.storage.frames
+        )
         driver = Driver(raft, self.storage, transport, self.peers, tick_s=config.tick_ms / 1000)
         driver.tick_hooks.append(lambda: promote_caught_up_learners(driver))
         if config.retention_bytes_max or config.retention_age_ms:
@@ -147,10 +150,8 @@ class Node:
     async def _watch_health(self, driver: Driver) -> None:
         serving: bool | None = None
         while not driver.stopped:
-            state_change, applied_change = driver.state.next_change(), driver.applied.next_change()
-            now = driver.leader_id() is not None and (
-                driver.applied_index >= driver.raft.commit_index
-            )
+            state_change = driver.state.next_change()
+            now = driver.serving
             if now != serving:
                 serving = now
                 status = (
@@ -160,7 +161,7 @@ class Node:
                 )
                 for service in HEALTH_SERVICES:
                     await self.health.set(service, status)
-            await _first(state_change.wait(), applied_change.wait())
+            await state_change.wait()
 
     async def run_until_signal(self) -> int:
         """Serve until SIGTERM/SIGINT (exit code 0) or a fatal storage error (exit code 1)."""
@@ -206,15 +207,6 @@ class Node:
         log.info("stopped", extra={"event": "stopped"})
 
 
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
 def _ticks(interval_s: float, config: NodeConfig) -> int:
     return max(1, round(interval_s * 1000 / config.tick_ms))
 
@@ -249,10 +241,16 @@ def _raft_config(config: NodeConfig) -> RaftConfig:
     return RaftConfig(
         election_timeout_ticks=config.election_ticks,
         heartbeat_interval_ticks=config.heartbeat_ticks,
+        defer_commit_notices=True,  # the driver sends them (Driver._notify_commit)
+        quiet_heartbeats=True,
     )
 
 
 async def serve(config: NodeConfig) -> int:
+    # The writer thread gives the GIL up for each write and fsync, then must win it back
+    # from the event loop: with the default 5 ms switch interval, a busy loop holds it that
+    # long, and every fsync of a batch seemed to take 5 ms (measured; docs/raft.md).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     node = Node(config)
     await node.start()
     return await node.run_until_signal()

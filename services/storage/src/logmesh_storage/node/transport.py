@@ -24,6 +24,7 @@ from logmesh._gen.logmesh.v1 import raft_pb2_grpc
 
 from ..raft.messages import AppendEntries, Message
 from .codec import encode_message, make_header
+from .frames import FrameCache
 from .peers import PeerTable
 
 log = logging.getLogger(__name__)
@@ -40,18 +41,34 @@ RECONNECT_DELAY_S_MAX = 1.0
 
 
 class Transport:
-    def __init__(self, node_id: str, cluster_id: str, tls_dir: Path, peers: PeerTable) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        cluster_id: str,
+        tls_dir: Path,
+        peers: PeerTable,
+        frames: FrameCache | None = None,
+    ) -> None:
+        """`frames`: where to leave the frames encoded for AppendEntries, so that this node's
+        own append of the same entries writes them instead of encoding again."""
         self.node_id = node_id
+        self._frame_cache = frames
         self.cluster_id = cluster_id
         self._credentials = tls.channel_credentials(tls_dir, node_id)
         self._peers = peers
         self._streams: dict[str, _PeerStream] = {}
+        # Per receiver: the header and the peer table version it was built from; it goes
+        # with every batch, and rebuilding it each time costs more than the batch itself.
+        self._headers: dict[str, tuple[int, pb.Header]] = {}
 
     def send(self, messages: Iterable[Message]) -> None:
         """Queue messages for their receivers; entries shared by several messages (the same
         AppendEntries content to each follower) are encoded once."""
         frames: dict[int, bytes] = {}
+        messages_with_entries = []
         for msg in messages:
+            if isinstance(msg, AppendEntries) and msg.entries:
+                messages_with_entries.append(msg)
             assert msg.from_id == self.node_id, msg
             assert msg.to_id != self.node_id, f"the core addressed a message to itself: {msg}"
             stream = self._streams.get(msg.to_id)
@@ -59,13 +76,32 @@ class Transport:
                 stream = _PeerStream(self, msg.to_id)
                 self._streams[msg.to_id] = stream
             stream.put(encode_message(msg, _frame_cache(msg, frames)))
+        if frames and self._frame_cache is not None:
+            self._remember(messages_with_entries, frames)
+
+    def _remember(self, messages: list[AppendEntries], frames: dict[int, bytes]) -> None:
+        cache = self._frame_cache
+        assert cache is not None
+        done: set[int] = set()
+        for msg in messages:
+            for entry in msg.entries:
+                key = id(entry)
+                if key not in done:
+                    done.add(key)
+                    cache.put(entry, frames[key])
 
     async def close(self) -> None:
         streams, self._streams = list(self._streams.values()), {}
         await asyncio.gather(*(s.close() for s in streams))
 
     def header(self, to_id: str) -> pb.Header:
-        return make_header(self.cluster_id, self.node_id, to_id, self._peers.snapshot())
+        """Not to be modified: shared by the batches to `to_id` until the peer table changes."""
+        version = self._peers.version
+        cached = self._headers.get(to_id)
+        if cached is None or cached[0] != version:
+            header = make_header(self.cluster_id, self.node_id, to_id, self._peers.snapshot())
+            cached = self._headers[to_id] = (version, header)
+        return cached[1]
 
     def address(self, node_id: str) -> str | None:
         return self._peers.address(node_id)

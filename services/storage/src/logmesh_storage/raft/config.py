@@ -16,6 +16,15 @@ class RaftConfig:
     pre_vote: thesis §9.6, a trial election before bumping the term.
     check_quorum: thesis §6.2 / §9.6, a leader that cannot hear a majority for an election
         timeout steps down, and followers that hear a leader ignore vote requests (lease).
+    defer_commit_notices: when the commit index moves and a follower has no entries to be
+        sent, do not send it an empty AppendEntries at once: the driver calls
+        send_commit_notices() a little later, unless the next AppendEntries (which carries
+        the commit index) made it needless. Under load every commit otherwise costs two
+        messages per follower (the notice and its answer).
+    quiet_heartbeats: skip a follower's heartbeat when an AppendEntries went to it since the
+        last heartbeat round (it carried the same term and commit index, and its answer shows
+        the follower alive), unless a ReadIndex round needs the heartbeat. Under load this
+        saves the heartbeat, its answer and the empty AppendEntries that answer triggers.
     """
 
     election_timeout_ticks: int = 10
@@ -25,6 +34,8 @@ class RaftConfig:
     max_inflight_messages: int = 256
     pre_vote: bool = True
     check_quorum: bool = True
+    defer_commit_notices: bool = False
+    quiet_heartbeats: bool = False
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ticks < 1:

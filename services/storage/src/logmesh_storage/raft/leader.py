@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..log.entry import Entry, EntryType
+from ..log.entry import Entry, EntryType, make_entry
 from .errors import (
     ConfChangeInProgress,
     InvalidConfChange,
@@ -72,8 +72,10 @@ def propose(node: RaftNode, payloads: Sequence[bytes], timestamp_ms: int) -> tup
         raise ProposalDropped()
     first = node.log.last_index() + 1
     offset = node.log.next_offset()
+    term, data = node.term, EntryType.DATA  # valid by construction: make_entry skips checks
+    assert first >= 1 and term >= 1 and offset >= 0, (first, term, offset)
     entries = [
-        Entry(first + i, node.term, EntryType.DATA, offset + i, timestamp_ms, payload)
+        make_entry(first + i, term, data, offset + i, timestamp_ms, payload)
         for i, payload in enumerate(payloads)
     ]
     append_entries(node, entries)
@@ -165,7 +167,17 @@ def send_append(node: RaftNode, to_id: NodeId, send_if_empty: bool = False) -> b
         )
     )
     pr.sent_entries(entries[-1].index if entries else None)
+    pr.commit_sent = max(pr.commit_sent, commit_index)
+    pr.append_sent = True
     return True
+
+
+def send_commit_notices(node: RaftNode, commit_index: int) -> None:
+    """Tell the followers that were not sent `commit_index` (or later) the current commit
+    index (defer_commit_notices)."""
+    for peer, pr in node.progress.items():
+        if peer != node.id and pr.commit_sent < commit_index:
+            send_append(node, peer, send_if_empty=True)
 
 
 def on_self_persisted(node: RaftNode) -> None:
@@ -188,10 +200,15 @@ def sync_progress(node: RaftNode) -> None:
 
 
 def broadcast_heartbeat(node: RaftNode, context: bytes) -> None:
+    quiet = node.config.quiet_heartbeats and not context  # a ReadIndex round needs them all
     for peer, pr in node.progress.items():
         if peer != node.id:
+            skip, pr.append_sent = quiet and pr.append_sent, False
+            if skip:
+                continue
             commit_index = min(pr.match_index, node.log.commit_index)
             node.send(Heartbeat(node.term, node.id, peer, commit_index, context))
+            pr.commit_sent = max(pr.commit_sent, commit_index)
 
 
 # responses
@@ -282,7 +299,7 @@ def _on_commit(node: RaftNode) -> None:
         # Thesis §4.2.2: a leader removed from the cluster steps down once that commits.
         node.become_follower(node.term, None)
         return
-    broadcast_append(node, send_if_empty=True)
+    broadcast_append(node, send_if_empty=not node.config.defer_commit_notices)
 
 
 def _start_read(node: RaftNode, context: bytes) -> None:

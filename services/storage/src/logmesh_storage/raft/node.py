@@ -226,6 +226,22 @@ class RaftNode:
         self._outstanding = ready
         return ready
 
+    def send_commit_notices(self, commit_index: int | None = None) -> None:
+        """Leader, with config.defer_commit_notices: send the current commit index to the
+        followers that were not sent `commit_index` yet (default: the current one), an empty
+        AppendEntries each; a driver passes the commit index it saw when it set its timer, so
+        that a commit made just now waits for its own timer. No-op on other roles."""
+        if self.role is Role.LEADER:
+            target = self.log.commit_index if commit_index is None else commit_index
+            leader.send_commit_notices(self, target)
+
+    def commit_notices_owed(self) -> bool:
+        """True if a leader has a commit index some follower has not been sent yet."""
+        if self.role is not Role.LEADER:
+            return False
+        commit_index = self.log.commit_index
+        return any(pr.commit_sent < commit_index for p, pr in self.progress.items() if p != self.id)
+
     def take_messages(self) -> list[Message]:
         """Drain the messages that may leave at once (those a Ready carries in `messages`),
         without waiting for a Ready. They promise nothing durable, so a driver may ship them

@@ -69,6 +69,8 @@ class Progress:
     probe_sent: bool = False  # PROBE: one message is out, wait for its answer
     pending_snapshot_index: int = 0  # SNAPSHOT: the index of the snapshot sent
     recent_active: bool = True  # heard from since the last check-quorum round
+    commit_sent: int = 0  # the highest commit index sent to this follower
+    append_sent: bool = False  # an AppendEntries went out since the last heartbeat round
 
     @classmethod
     def new(cls, next_index: int, max_inflight_messages: int) -> Progress:

@@ -220,8 +220,9 @@ class RaftLog:
         self.config_history = [(snapshot.index, snapshot.configuration)]
 
     def _note_configs(self, entries: Sequence[Entry]) -> None:
+        config = EntryType.CONFIG  # a local: this runs for every appended entry
         for entry in entries:
-            if entry.type is EntryType.CONFIG:
+            if entry.type is config:
                 self.config_history.append((entry.index, Configuration.decode(entry.payload)))
 
     def _load_config_history(

@@ -1,0 +1,156 @@
+"""The node's fast paths: a follower persists small appends on the loop (a leader never
+does), `state` wakes its waiters only on a change, the peer table's version moves only on a
+change (so the transport may cache its headers), received frames decode in one pass, and the
+frames shipped or received are the bytes the log writes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterable
+from pathlib import Path
+
+import google_crc32c
+import pytest
+from logmesh_storage.log.batch import encode_batch
+from logmesh_storage.log.config import LogConfig
+from logmesh_storage.log.entry import Entry, EntryType
+from logmesh_storage.log.store import FrameDamaged, encode_entry
+from logmesh_storage.node.codec import decode_entries
+from logmesh_storage.node.driver import INLINE_SAVE_BYTES_MAX, Driver
+from logmesh_storage.node.frames import FrameCache
+from logmesh_storage.node.peers import PeerAddress, PeerTable
+from logmesh_storage.node.raft_storage import LogRaftStorage
+from logmesh_storage.raft.config import RaftConfig
+from logmesh_storage.raft.messages import Message
+from logmesh_storage.raft.node import RaftNode
+from logmesh_storage.raft.ready import Ready
+from logmesh_storage.raft.types import Configuration, Role, SnapshotMeta, SoftState
+
+NODE = "storage-0"
+WAIT_S = 10.0
+
+
+class NoPeers:
+    def send(self, messages: Iterable[Message]) -> None:
+        raise AssertionError(f"a one-node cluster sent {list(messages)}")
+
+    async def close(self) -> None:
+        return None
+
+
+def make_driver(data_dir: Path) -> Driver:
+    storage = LogRaftStorage.open(data_dir, LogConfig(), bootstrap_voters=(NODE,))
+    raft = RaftNode(
+        NODE, storage, RaftConfig(election_timeout_ticks=3), random.Random(1), applied_index=0
+    )
+    return Driver(raft, storage, NoPeers(), PeerTable(data_dir / "peers.json"), tick_s=0.001)
+
+
+def ready_with(payload_bytes: int, snapshot: SnapshotMeta | None = None) -> Ready:
+    entry = Entry(1, 1, EntryType.DATA, 0, 0, b"x" * payload_bytes)
+    return Ready(SoftState(None, Role.FOLLOWER), entries=(entry,), snapshot=snapshot)
+
+
+def test_only_a_follower_persists_small_appends_on_the_loop(tmp_path: Path) -> None:
+    async def body() -> None:
+        driver = make_driver(tmp_path)
+        assert driver.raft.role is Role.FOLLOWER
+        assert driver._save_inline(ready_with(100))
+        assert not driver._save_inline(ready_with(INLINE_SAVE_BYTES_MAX + 1))
+        snapshot = SnapshotMeta(5, 1, Configuration(frozenset({NODE})), 3)
+        assert not driver._save_inline(ready_with(100, snapshot))
+        assert not driver._save_inline(Ready(SoftState(None, Role.FOLLOWER)))
+        driver.raft.role = Role.LEADER  # as the core would after an election
+        assert not driver._save_inline(ready_with(100))
+        await driver.stop()
+
+    asyncio.run(body())
+
+
+def test_state_wakes_waiters_on_a_change_not_on_every_write(tmp_path: Path) -> None:
+    async def body() -> None:
+        driver = make_driver(tmp_path)
+        driver.start()
+        try:
+            assert await driver.wait_for(lambda: driver.serving, driver.state, WAIT_S)
+            await driver.propose([b"first"])
+            change = driver.state.next_change()
+            for i in range(20):
+                await driver.propose([b"%d" % i])
+            assert driver.serving
+            assert not change.is_set()  # 20 writes, no role or health change: no wake-up
+        finally:
+            await driver.stop()
+        assert change.is_set()  # stopping is a change
+
+    asyncio.run(body())
+
+
+def test_peer_table_version_moves_only_when_the_table_changes(tmp_path: Path) -> None:
+    table = PeerTable(tmp_path / "peers.json")
+    start = table.version
+    assert table.merge([PeerAddress("storage-1", "127.0.0.1:1", 5)])
+    moved = table.version
+    assert moved > start
+    assert not table.merge([PeerAddress("storage-1", "127.0.0.1:9", 4)])  # older generation
+    assert table.version == moved
+    assert table.merge([PeerAddress("storage-1", "127.0.0.1:2", 6)])
+    assert table.version > moved
+
+
+def _frames(*entries: Entry) -> list[bytes]:
+    return [encode_entry(e) for e in entries]
+
+
+def test_received_frames_decode_in_one_pass_to_the_same_entries() -> None:
+    entries = (
+        Entry(5, 2, EntryType.DATA, 7, 10, b"a"),
+        Entry(6, 2, EntryType.NOOP, 8, 10, b""),
+        Entry(7, 3, EntryType.DATA, 8, 11, b"bc"),
+    )
+    assert decode_entries(_frames(*entries)) == entries
+    assert decode_entries([]) == ()
+
+
+def test_received_frames_with_extra_bytes_or_impossible_entries_are_refused() -> None:
+    good = _frames(Entry(5, 2, EntryType.DATA, 7, 10, b"a"))
+    with pytest.raises(FrameDamaged, match="2 bytes follow the last frame"):
+        decode_entries([good[0] + b"xx"])
+    with pytest.raises(FrameDamaged, match="ends inside a frame"):
+        decode_entries([good[0][:-1]])
+    with pytest.raises(FrameDamaged, match="ends inside a frame"):
+        decode_entries([good[0], b""])  # two frames announced, one sent
+    noop_with_payload = bytearray(encode_entry(Entry(5, 2, EntryType.DATA, 7, 10, b"a")))
+    noop_with_payload[40] = int(EntryType.NOOP)  # the type byte, then a fresh CRC
+    crc: int = google_crc32c.value(bytes(noop_with_payload[4:]))
+    noop_with_payload[:4] = crc.to_bytes(4, "little")
+    with pytest.raises(FrameDamaged, match="impossible entry"):
+        decode_entries([bytes(noop_with_payload)])
+
+
+def test_frames_shipped_or_received_are_written_as_the_log_would_encode_them() -> None:
+    entries = [
+        Entry(5, 2, EntryType.DATA, 7, 10, b"a"),
+        Entry(6, 2, EntryType.CONFIG, 8, 10, b"{}"),
+        Entry(7, 3, EntryType.DATA, 8, 11, b"bc"),
+    ]
+    cache = FrameCache()
+    received = decode_entries(_frames(*entries), cache)  # a follower's view
+    assert len(cache) == 3
+    batch = cache.take_batch(received)
+    assert batch == encode_batch(entries)
+    assert len(cache) == 0  # taken once
+    assert cache.take_batch(received) is None  # gone: the caller encodes
+
+
+def test_frame_cache_misses_on_another_entry_object_and_stays_bounded() -> None:
+    entry = Entry(5, 2, EntryType.DATA, 7, 10, b"a")
+    cache = FrameCache(frames_max=2)
+    cache.put(entry, encode_entry(entry))
+    twin = Entry(5, 2, EntryType.DATA, 7, 10, b"a")  # equal, but not the cached object
+    assert cache.take_batch([twin]) is None
+    for k in range(5):
+        other = Entry(k + 1, 1, EntryType.DATA, k, 0, b"")
+        cache.put(other, encode_entry(other))
+        assert len(cache) <= 2
