@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from logmesh_storage.log.entry import Entry, EntryType
-from logmesh_storage.raft.memory import MemoryStorage
 from logmesh_storage.raft.messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -37,6 +36,7 @@ from logmesh_storage.raft.messages import (
     RequestVoteResponse,
 )
 from logmesh_storage.raft.ready import Ready
+from logmesh_storage.raft.storage import RaftStorage
 from logmesh_storage.raft.types import Configuration, HardState, NodeId, ReadState, Role
 
 from .errors import InvariantViolationError
@@ -59,7 +59,7 @@ class _Committed:
     min_apply_term: int  # >= the term in which the entry was committed
 
 
-def durable_term_at(storage: MemoryStorage, index: int) -> int | None:
+def durable_term_at(storage: RaftStorage, index: int) -> int | None:
     """The durable term at index; None if the log does not reach it; 0 if compacted
     away (a compacted entry was committed on that node)."""
     snapshot = storage.snapshot()
@@ -105,7 +105,7 @@ class Checker:
             )
         self._observed[node_id] = (life, term, commit)
 
-    def on_restart(self, node_id: NodeId, term: int, commit: int, storage: MemoryStorage) -> None:
+    def on_restart(self, node_id: NodeId, term: int, commit: int, storage: RaftStorage) -> None:
         durable = storage.initial_state()[0]
         if term < durable.term or commit < min(durable.commit_index, storage.last_index()):
             raise InvariantViolationError(
@@ -120,7 +120,7 @@ class Checker:
         leader_term: int,
         commit: int,
         configurations: Iterable[Configuration],
-        storages: Mapping[NodeId, MemoryStorage],
+        storages: Mapping[NodeId, RaftStorage],
     ) -> None:
         """A leader moved its commit index to `commit` by counting replicas: §5.4.2 lets
         it count only an entry of its own term, and only copies that are durable, on a
@@ -141,7 +141,7 @@ class Checker:
 
     # the driver's persistence
 
-    def on_persist(self, node_id: NodeId, ready: Ready, storage: MemoryStorage) -> None:
+    def on_persist(self, node_id: NodeId, ready: Ready, storage: RaftStorage) -> None:
         """`ready`'s write just became durable in `storage`."""
         if ready.hard_state is not None:
             self._check_hard_state(node_id, ready.hard_state)
@@ -149,6 +149,20 @@ class Checker:
             self._check_snapshot(node_id, ready.snapshot.index, ready.snapshot.term)
         if ready.entries:
             self._check_appended(node_id, ready.entries, storage)
+
+    def on_recovered(self, node_id: NodeId, interrupted: Ready, storage: RaftStorage) -> None:
+        """A crash cut `interrupted`'s write part-way and `storage` is what recovery
+        found: whatever of the write survived (the hard state, a snapshot, a prefix of
+        the entries) must obey the rules a completed write obeys."""
+        self._check_hard_state(node_id, storage.initial_state()[0])
+        snapshot = interrupted.snapshot
+        if snapshot is not None and storage.snapshot().index == snapshot.index:
+            self._check_snapshot(node_id, snapshot.index, storage.snapshot().term)
+        if interrupted.entries:
+            lo = max(interrupted.entries[0].index, storage.first_index())
+            hi = storage.last_index() + 1
+            if lo < hi:
+                self._check_appended(node_id, tuple(storage.entries(lo, hi, _ALL_BYTES)), storage)
 
     def durable_hard_state(self, node_id: NodeId) -> HardState:
         """What node_id's disk holds: the checker sees every write, so no storage scan."""
@@ -177,7 +191,7 @@ class Checker:
             )
 
     def _check_appended(
-        self, node_id: NodeId, entries: tuple[Entry, ...], storage: MemoryStorage
+        self, node_id: NodeId, entries: tuple[Entry, ...], storage: RaftStorage
     ) -> None:
         first = entries[0].index
         prev_term = storage.term(first - 1)
@@ -201,7 +215,7 @@ class Checker:
             prev_term, prev_next_offset = entry.term, entry.next_offset
 
     def on_leader_persisted(
-        self, node_id: NodeId, term: int, entries: tuple[Entry, ...], storage: MemoryStorage
+        self, node_id: NodeId, term: int, entries: tuple[Entry, ...], storage: RaftStorage
     ) -> None:
         """Leader completeness, checked when a leader's first entry of its own term is
         durable: everything before it is its log as elected (a leader never truncates)."""
@@ -221,7 +235,7 @@ class Checker:
                     f"(committed by term {committed.min_apply_term})",
                 )
 
-    def on_send(self, node_id: NodeId, message: Message, storage: MemoryStorage) -> None:
+    def on_send(self, node_id: NodeId, message: Message, storage: RaftStorage) -> None:
         """A message leaves node_id now: what it depends on must already be durable."""
         durable = self.durable_hard_state(node_id) if _depends_on_term(message) else None
         if durable is not None and durable.term < message.term:
@@ -299,7 +313,7 @@ class Checker:
 
     # the end of a run
 
-    def check_acknowledged_kept(self, storages: Mapping[NodeId, MemoryStorage]) -> None:
+    def check_acknowledged_kept(self, storages: Mapping[NodeId, RaftStorage]) -> None:
         """Every acknowledged proposal is in every live member's durable, committed log."""
         for node_id, storage in storages.items():
             commit = storage.initial_state()[0].commit_index
@@ -324,13 +338,13 @@ def _depends_on_term(message: Message) -> bool:
     return isinstance(message, AppendEntries | Heartbeat)
 
 
-def _durable_entry(storage: MemoryStorage, index: int) -> Entry | None:
+def _durable_entry(storage: RaftStorage, index: int) -> Entry | None:
     if index < storage.first_index() or index > storage.last_index():
         return None
     return storage.entries(index, index + 1, _ALL_BYTES)[0]
 
 
-def _next_offset_before(storage: MemoryStorage, index: int) -> int:
+def _next_offset_before(storage: RaftStorage, index: int) -> int:
     snapshot = storage.snapshot()
     if index - 1 == snapshot.index:
         return snapshot.next_offset

@@ -12,7 +12,7 @@ given, used to seed each incarnation's core.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from logmesh_storage.log.entry import EntryType
@@ -24,7 +24,8 @@ from logmesh_storage.raft.ready import Ready
 from logmesh_storage.raft.types import Configuration, NodeId, Role
 
 from .checkers import Checker
-from .disk import SimDisk, needs_persist
+from .crash_checks import check_crash_kept, durable_state
+from .disk import Disk, SimDisk, needs_persist
 from .errors import InvariantViolationError
 from .network import Network
 
@@ -32,7 +33,7 @@ from .network import Network
 @dataclass
 class SimNode:
     node_id: NodeId
-    disk: SimDisk
+    disk: Disk
     raft: RaftNode | None = None  # None while down
     life: int = 0  # incarnation number: bumped at every start
     applied_index: int = 0  # the volatile state machine: the last applied index
@@ -54,7 +55,10 @@ class Cluster:
         rng: random.Random,
         network: Network,
         checker: Checker,
+        disks: Mapping[NodeId, Disk] | None = None,
     ) -> None:
+        """`disks`: each node's disk (default: MemoryStorage disks, voters bootstrapped
+        with `voter_ids`, spares empty until added)."""
         self.raft_config = raft_config
         self.network = network
         self.checker = checker
@@ -62,11 +66,8 @@ class Cluster:
         self.now_tick = 0
         self.nodes: dict[NodeId, SimNode] = {}
         for node_id in node_ids:
-            # spares start with no configuration: they wait to be added as learners
-            storage = (
-                MemoryStorage.bootstrap(voter_ids) if node_id in voter_ids else MemoryStorage()
-            )
-            self.nodes[node_id] = SimNode(node_id, SimDisk(storage))
+            disk = disks[node_id] if disks is not None else _memory_disk(node_id, voter_ids)
+            self.nodes[node_id] = SimNode(node_id, disk)
         self.joined: set[NodeId] = set(voter_ids)  # ever a member of a committed configuration
 
     # membership of the simulation itself
@@ -94,11 +95,21 @@ class Cluster:
         )
         self.checker.on_restart(node_id, node.raft.term, node.raft.commit_index, storage)
 
-    def crash(self, node_id: NodeId) -> None:
-        """Stop the node now: its pending write is lost, its durable state kept."""
+    def crash(self, node_id: NodeId, compacting_to: int | None = None) -> None:
+        """Stop the node now: its pending write, or a compaction up to `compacting_to`
+        begun just now, is cut (lost whole on a memory disk), its durable state kept;
+        the checkers vet what recovery found."""
         node = self.nodes[node_id]
         node.raft = None
-        node.disk.crash()
+        pending = node.disk.pending
+        if pending is not None and compacting_to is None:
+            before = durable_state(node.disk.storage, pending.ready)
+        else:
+            before = durable_state(node.disk.storage, None, compacting_to)
+        interrupted = node.disk.crash(compacting_to)
+        check_crash_kept(node_id, before, interrupted, node.disk.storage)
+        if interrupted is not None:
+            self.checker.on_recovered(node_id, interrupted, node.disk.storage)
 
     def decommission(self, node_id: NodeId) -> None:
         self.crash(node_id)
@@ -207,6 +218,12 @@ class Cluster:
         """The configuration of the newest committed CONFIG entry (or the bootstrap one)."""
         committed = self.checker.committed_configuration
         return committed if committed is not None else Configuration(frozenset(self.joined))
+
+
+def _memory_disk(node_id: NodeId, voter_ids: Sequence[NodeId]) -> SimDisk:
+    # spares start with no configuration: they wait to be added as learners
+    storage = MemoryStorage.bootstrap(voter_ids) if node_id in voter_ids else MemoryStorage()
+    return SimDisk(storage)
 
 
 def _by_receiver(messages: Sequence[Message]) -> list[Message]:

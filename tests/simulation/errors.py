@@ -26,19 +26,19 @@ class SimulationFailedError(Exception):
     that replays the run exactly; the original exception is the __cause__."""
 
     def __init__(
-        self, seed: int, tick: int, cause: BaseException, safety_ticks: int | None = None
+        self,
+        seed: int,
+        tick: int,
+        cause: BaseException,
+        safety_ticks: int | None = None,
+        storage: str = "memory",
     ) -> None:
-        """`safety_ticks`: the run's safety phase, if not the default (the replay
-        command must then say it)."""
+        """`safety_ticks`: the run's safety phase, if not the default; `storage`: the
+        storage mode, if not memory (the replay command must then say them)."""
         self.seed = seed
         self.tick = tick
         self.cause = cause
-        self.replay_command = (
-            f"make sim SEEDS=1 SEED_START={seed}"
-            if safety_ticks is None
-            else f"python tests/simulation/cli.py --seeds 1 --seed-start {seed} "
-            f"--ticks {safety_ticks}"
-        )
+        self.replay_command = _replay_command(seed, safety_ticks, storage)
         self.property_name = (
             cause.property_name
             if isinstance(cause, InvariantViolationError)
@@ -46,4 +46,29 @@ class SimulationFailedError(Exception):
         )
         super().__init__(
             f"seed {seed} failed at tick {tick}: {cause!s} (replay: {self.replay_command})"
+        )
+
+
+def _replay_command(seed: int, safety_ticks: int | None, storage: str) -> str:
+    if safety_ticks is None and storage == "memory":
+        return f"make sim SEEDS=1 SEED_START={seed}"
+    command = f"python tests/simulation/cli.py --seeds 1 --seed-start {seed}"
+    if storage != "memory":
+        command += f" --storage {storage}"
+    if safety_ticks is not None:
+        command += f" --ticks {safety_ticks}"
+    return command
+
+
+class StateFileDamagedError(Exception):
+    """A Raft state file of the engine-backed storage (hard state, configurations) does
+    not decode. It is replaced atomically (state_files.write_atomic), so no crash can
+    leave it half-written: this is a bug in the atomic write or in the simulated file
+    system's crash model. Replay the seed and inspect the file named here."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"state file {path} is damaged: {detail}; it is written atomically, so a crash "
+            f"cannot explain this: check state_files.write_atomic and MemoryFileSystem.crash"
         )

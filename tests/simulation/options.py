@@ -8,7 +8,8 @@ run the "storm" profile of leader churn. Pure data: no simulation happens here.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from logmesh_storage.raft.config import RaftConfig
 
@@ -17,6 +18,13 @@ from .workload import WorkloadOptions
 
 SAFETY_TICKS_DEFAULT = 600
 STORM_FRACTION = 0.25  # share of seeds that run the storm (leader churn) profile
+# Engine mode: segments this small hold about 10 to 80 of the simulator's entries, so
+# rolls, whole-segment drops and resets happen in every run.
+ENGINE_SEGMENT_BYTES_CHOICES = (512, 1024, 2048, 4096)
+CRASH_DURING_COMPACTION_PROBABILITY = 0.1
+
+StorageMode = Literal["memory", "engine"]
+STORAGE_MODES: tuple[StorageMode, ...] = ("memory", "engine")
 
 
 @dataclass(frozen=True)
@@ -39,15 +47,34 @@ class SimOptions:
     workload: WorkloadOptions
     safety_ticks: int = SAFETY_TICKS_DEFAULT
     liveness_ticks_max: int = 0  # 0: 30 election timeouts
+    storage: StorageMode = "memory"  # "engine": the real log engine on a simulated disk
+    engine_segment_bytes_max: int = ENGINE_SEGMENT_BYTES_CHOICES[-1]
 
     @property
     def liveness_bound_ticks(self) -> int:
         return self.liveness_ticks_max or 30 * self.raft.election_timeout_ticks
 
 
-def options_for_seed(seed: int, safety_ticks: int = SAFETY_TICKS_DEFAULT) -> SimOptions:
+def options_for_seed(
+    seed: int, safety_ticks: int = SAFETY_TICKS_DEFAULT, storage: StorageMode = "memory"
+) -> SimOptions:
     """Each seed picks its own cluster size and fault mix, from gentle to harsh,
-    with its own rng so that the run's stream does not depend on this choice."""
+    with its own rng so that the run's stream does not depend on this choice. In
+    engine mode the seed also picks a segment size, from yet another rng, so that a
+    seed keeps its cluster and faults in both modes."""
+    options = _options_for_seed(seed, safety_ticks)
+    if storage == "memory":
+        return options
+    segment_bytes_max = random.Random(f"engine-{seed}").choice(ENGINE_SEGMENT_BYTES_CHOICES)
+    workload = replace(
+        options.workload, crash_during_compaction_probability=CRASH_DURING_COMPACTION_PROBABILITY
+    )
+    return replace(
+        options, storage=storage, engine_segment_bytes_max=segment_bytes_max, workload=workload
+    )
+
+
+def _options_for_seed(seed: int, safety_ticks: int) -> SimOptions:
     rng = random.Random(f"options-{seed}")
     if rng.random() < STORM_FRACTION:
         return _storm_options(rng, safety_ticks)

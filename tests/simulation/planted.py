@@ -1,5 +1,7 @@
 """Known Raft bugs, planted into the core by patching it, to show that the checkers
-catch them (test_planted_bugs.py, and `cli.py --plant NAME` to replay one).
+catch them (test_planted_bugs.py, and `cli.py --plant NAME` to replay one), and known
+storage bugs, planted into the log engine or the engine storage's state files, that
+only engine mode can catch (test_simulation_engine.py, `--storage engine --plant NAME`).
 
 Each bug is a context manager that swaps one function of the core for a buggy
 version and restores it on exit. Nothing here is used by a normal run. The patches
@@ -13,11 +15,17 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from logmesh_storage.log.fs import FileSystem
+from logmesh_storage.log.log import Log
+from logmesh_storage.log.segment import Segment
 from logmesh_storage.raft import leader as leader_module
 from logmesh_storage.raft.messages import AppendEntriesResponse, Message
 from logmesh_storage.raft.node import RaftNode
 from logmesh_storage.raft.raft_log import RaftLog
 from logmesh_storage.raft.types import Role
+
+from . import engine_storage as engine_storage_module
+from .state_files import TMP_SUFFIX
 
 
 @contextmanager
@@ -93,4 +101,39 @@ PLANTED_BUGS: dict[str, Callable[[], AbstractContextManager[None]]] = {
     "vote-without-log-check": vote_without_log_check,
     "ack-before-durable": ack_before_durable,
     "no-step-down": no_step_down_on_higher_term,
+}
+
+
+def append_without_fsync() -> AbstractContextManager[None]:
+    """The book's bug: the log writes a batch and returns without fsync, so an entry
+    the node acknowledged may live only in the page cache when the power goes."""
+
+    def write(self: Log, active: Segment, data: bytes) -> None:
+        active.store.append(data)
+
+    return _patched(Log, "_write", write)
+
+
+def state_file_renamed_unsynced() -> AbstractContextManager[None]:
+    """The classic rename bug: the hard state's temp file is renamed over the old one
+    without an fsync of its contents, so after a crash the name may point at a torn
+    file (or lose the vote the node already acted on)."""
+
+    def write_atomic(fs: FileSystem, directory: str, name: str, data: bytes) -> None:
+        path = f"{directory}/{name}"
+        tmp = fs.open(path + TMP_SUFFIX, create=True)
+        try:
+            tmp.truncate(0)
+            tmp.append(data)
+        finally:
+            tmp.close()
+        fs.rename(path + TMP_SUFFIX, path)
+        fs.sync_dir(directory)
+
+    return _patched(engine_storage_module, "write_atomic", write_atomic)
+
+
+PLANTED_ENGINE_BUGS: dict[str, Callable[[], AbstractContextManager[None]]] = {
+    "append-without-fsync": append_without_fsync,
+    "state-file-renamed-unsynced": state_file_renamed_unsynced,
 }

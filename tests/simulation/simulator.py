@@ -16,13 +16,17 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from logmesh_storage.log.config import LogConfig
 from logmesh_storage.raft.types import NodeId
 
 from .checkers import Checker
 from .cluster import Cluster
+from .disk import Disk
+from .engine_disk import EngineDisk
+from .engine_storage import EngineStats
 from .errors import InvariantViolationError, SimulationFailedError
 from .network import Network, NetworkOptions
-from .options import SAFETY_TICKS_DEFAULT, SimOptions, options_for_seed
+from .options import SAFETY_TICKS_DEFAULT, SimOptions, StorageMode, options_for_seed
 from .workload import Workload
 
 
@@ -57,10 +61,43 @@ class Simulator:
         self.network = Network(self.rng, self.options.network)
         self.checker = Checker()
         self.cluster = Cluster(
-            node_ids, voters, self.options.raft, self.rng, self.network, self.checker
+            node_ids,
+            voters,
+            self.options.raft,
+            self.rng,
+            self.network,
+            self.checker,
+            self._make_disks(node_ids, voters),
         )
         self.workload = Workload(self.cluster, self.rng, self.options.workload, f"s{seed}")
         self.result = SimResult(seed)
+
+    def _make_disks(
+        self, node_ids: list[NodeId], voters: list[NodeId]
+    ) -> dict[NodeId, Disk] | None:
+        """Engine mode: each node's own MemoryFileSystem and crash rng (seeded from the
+        run's seed, so the seed still replays the run); memory mode: the default."""
+        if self.options.storage == "memory":
+            return None
+        log_config = LogConfig(segment_bytes_max=self.options.engine_segment_bytes_max)
+        return {
+            node_id: EngineDisk(
+                log_config,
+                random.Random(f"disk-{self.seed}-{node_id}"),
+                voters if node_id in voters else (),
+            )
+            for node_id in node_ids
+        }
+
+    def engine_stats(self) -> EngineStats | None:
+        """The engine's counters summed over the nodes; None in memory mode."""
+        disks = [n.disk for n in self.cluster.nodes.values() if isinstance(n.disk, EngineDisk)]
+        if not disks:
+            return None
+        total = EngineStats()
+        for disk in disks:
+            total.add(disk.stats)
+        return total
 
     def run(self) -> SimResult:
         """Run both phases; raise SimulationFailedError on any violation."""
@@ -76,7 +113,7 @@ class Simulator:
             ticks = self.options.safety_ticks
             custom_ticks = None if ticks == SAFETY_TICKS_DEFAULT else ticks
             raise SimulationFailedError(
-                self.seed, self.cluster.now_tick, error, custom_ticks
+                self.seed, self.cluster.now_tick, error, custom_ticks, self.options.storage
             ) from error
         return self._finish()
 
@@ -235,8 +272,13 @@ class Simulator:
             "compactions": stats.compactions,
             "voters": self.options.voter_count,
         }
+        engine_stats = self.engine_stats()
+        if engine_stats is not None:
+            result.stats |= engine_stats.as_dict()
         return result
 
 
-def run_seed(seed: int, safety_ticks: int = SAFETY_TICKS_DEFAULT) -> SimResult:
-    return Simulator(seed, options_for_seed(seed, safety_ticks)).run()
+def run_seed(
+    seed: int, safety_ticks: int = SAFETY_TICKS_DEFAULT, storage: StorageMode = "memory"
+) -> SimResult:
+    return Simulator(seed, options_for_seed(seed, safety_ticks, storage)).run()

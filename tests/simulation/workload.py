@@ -33,6 +33,9 @@ class WorkloadOptions:
     transfer_probability: float = 0.005
     read_probability: float = 0.05
     compact_probability: float = 0.01
+    # of a compaction: the node crashes part-way through it (engine mode only: a
+    # memory disk's compaction is atomic)
+    crash_during_compaction_probability: float = 0.0
 
 
 @dataclass
@@ -160,6 +163,12 @@ class Workload:
         durable_commit = storage.initial_state()[0].commit_index
         high = min(node.applied_index, durable_commit, storage.last_index())
         low = storage.snapshot().index + 1
-        if high >= low:
-            storage.compact(self._rng.randint(low, high))
-            self.stats.compactions += 1
+        if high < low:
+            return
+        index = self._rng.randint(low, high)
+        self.stats.compactions += 1
+        crash_probability = self._options.crash_during_compaction_probability
+        if crash_probability and self._rng.random() < crash_probability:
+            self._cluster.crash(node.node_id, compacting_to=index)
+        else:
+            storage.compact(index)
