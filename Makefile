@@ -16,6 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 SEEDS ?= 200
 SEED_START ?= 100000
+STORAGE ?= memory
 
 .PHONY: help env proto proto-check lint fmt test test-fast sim bench bench-log dev clean
 
@@ -23,7 +24,7 @@ help:
 	@echo "make dev         run the logmesh mesh locally"
 	@echo "make test        create the environment, check generated code, run every test"
 	@echo "make lint        ruff + mypy --strict"
-	@echo "make sim SEEDS=N SEED_START=S   run N more simulator seeds from S"
+	@echo "make sim SEEDS=N SEED_START=S [STORAGE=engine]   run N more simulator seeds from S"
 	@echo "make bench-log   log engine benchmark (JSON lines)"
 	@echo "make bench       cluster benchmark (JSON lines)"
 
@@ -57,7 +58,7 @@ test: env proto-check
 	$(BIN)/pytest -q
 
 sim: env
-	$(BIN)/python tests/simulation/cli.py --seeds $(SEEDS) --seed-start $(SEED_START)
+	$(BIN)/python tests/simulation/cli.py --seeds $(SEEDS) --seed-start $(SEED_START) --storage $(STORAGE)
 
 bench-log: env
 	@mkdir -p bench-results

@@ -62,7 +62,7 @@ def options_for_seed(
     with its own rng so that the run's stream does not depend on this choice. In
     engine mode the seed also picks a segment size, from yet another rng, so that a
     seed keeps its cluster and faults in both modes."""
-    options = _options_for_seed(seed, safety_ticks)
+    options = _with_node_fast_path(seed, _options_for_seed(seed, safety_ticks))
     if storage == "memory":
         return options
     segment_bytes_max = random.Random(f"engine-{seed}").choice(ENGINE_SEGMENT_BYTES_CHOICES)
@@ -72,6 +72,15 @@ def options_for_seed(
     return replace(
         options, storage=storage, engine_segment_bytes_max=segment_bytes_max, workload=workload
     )
+
+
+def _with_node_fast_path(seed: int, options: SimOptions) -> SimOptions:
+    """Half the seeds run the core as the storage node configures it (deferred commit notices,
+    quiet heartbeats), drawn from their own rng so the rest of a seed's options stay put."""
+    if random.Random(f"fast-path-{seed}").random() < 0.5:
+        return options
+    raft = replace(options.raft, defer_commit_notices=True, quiet_heartbeats=True)
+    return replace(options, raft=raft)
 
 
 def _options_for_seed(seed: int, safety_ticks: int) -> SimOptions:
