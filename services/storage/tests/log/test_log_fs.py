@@ -53,6 +53,28 @@ def test_crash_keeps_synced_bytes_and_a_prefix_of_the_rest() -> None:
         assert intact == (b"A" * 100 + b"B" * 200)[: len(intact)]
 
 
+def test_crash_tears_a_rewrite_in_place_like_an_append() -> None:
+    """A file truncated and rewritten without a sync may come back as the old synced bytes
+    or as the new contents cut anywhere after what both share, never as something else:
+    a state file rewritten in place is not atomic."""
+    outcomes = set()
+    for seed in range(200):
+        fs = MemoryFileSystem()
+        fs.make_dirs("/d")
+        handle = fs.open("/d/f", create=True)
+        fs.sync_dir("/d")
+        handle.append(b"keep" + b"old" * 10)
+        handle.sync()
+        handle.truncate(4)
+        handle.append(b"new" * 10)
+        fs.crash(random.Random(seed))
+        data = fs.read_bytes("/d/f")
+        new = b"keep" + b"new" * 10
+        assert data == b"keep" + b"old" * 10 or (new.startswith(data) and len(data) >= 4)
+        outcomes.add("old" if b"old" in data else "whole" if data == new else "torn")
+    assert outcomes == {"old", "whole", "torn"}
+
+
 def test_crash_may_lose_a_file_whose_creation_was_not_synced() -> None:
     survived = set()
     for seed in range(20):

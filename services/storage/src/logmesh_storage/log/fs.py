@@ -294,7 +294,11 @@ def _crash_contents(inode: _Inode, rng: random.Random) -> None:
                 kept, rng.randint(1, min(unsynced_kept, CRASH_GARBLE_BYTES_MAX)), rng
             )
     else:
-        kept = synced if rng.random() < 0.5 else data
+        # Truncated and rewritten since the last sync: the disk may hold the old synced bytes,
+        # or the new contents cut anywhere after what both share (a rewrite in place is torn
+        # like an append; only temp file + sync + rename makes it atomic).
+        shared = len(os.path.commonprefix([synced, data]))
+        kept = synced if rng.random() < 0.5 else data[: rng.randint(shared, len(data))]
     inode.data = bytearray(kept)
     inode.synced = kept
 
