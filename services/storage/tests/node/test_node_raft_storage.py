@@ -151,3 +151,19 @@ def test_the_commit_index_is_never_below_the_base_after_a_reopen(tmp_path: Path)
     snapshot = SnapshotMeta(50, 3, GROWN, 40)
     storage.save(None, [], snapshot)  # as if the crash came before the hard state write
     assert open_storage(tmp_path).initial_state()[0].commit_index == 50
+
+
+def test_a_commit_only_change_noted_after_its_write_interval_passed_is_not_fatal(
+    tmp_path: Path,
+) -> None:
+    """The driver asks hard_state_needs_write() and then notes the hard state; the write
+    interval may run out in between (a GIL switch is enough). That must not stop the node."""
+    storage = open_storage(tmp_path)
+    storage.save(HardState(2, "storage-0", 0), [data(1, 2, 0)], None)
+    storage.commit_write_interval_s = 3600.0
+    assert not storage.hard_state_needs_write(HardState(2, "storage-0", 1))
+    storage.commit_write_interval_s = 0.0  # the interval runs out between the two calls
+    storage.note_hard_state(HardState(2, "storage-0", 1))
+    with pytest.raises(AssertionError):
+        storage.note_hard_state(HardState(3, "storage-0", 1))  # a term change never waits
+    storage.close()
