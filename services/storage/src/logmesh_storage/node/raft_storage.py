@@ -195,7 +195,11 @@ class LogRaftStorage:
 
     def note_hard_state(self, hard_state: HardState) -> None:
         """Remember a hard state that hard_state_needs_write() said may wait (no I/O)."""
-        assert not self.hard_state_needs_write(hard_state), hard_state
+        # Only term and vote may never wait. Do not re-ask hard_state_needs_write(): its
+        # answer for a commit-only change turns true with the clock, between the caller's
+        # check and this one.
+        durable = self._durable_hard_state
+        assert (hard_state.term, hard_state.vote) == (durable.term, durable.vote), hard_state
         self._hard_state = hard_state
 
     def _write_hard_state(self) -> None:
