@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15logmesh/v1/raft.proto\x12\nlogmesh.v1\"~\n\x06Header\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66rom_id\x18\x02 \x01(\t\x12\r\n\x05to_id\x18\x03 \x01(\t\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\x12&\n\x05peers\x18\x05 \x03(\x0b\x32\x17.logmesh.v1.PeerAddress\">\n\x0bPeerAddress\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x04\"Z\n\tRaftBatch\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.logmesh.v1.Header\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.logmesh.v1.RaftMessage\"\r\n\x0bMessagesAck\"\x82\x04\n\x0bRaftMessage\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0f\n\x07\x66rom_id\x18\x02 \x01(\t\x12\r\n\x05to_id\x18\x03 \x01(\t\x12\x33\n\x0e\x61ppend_entries\x18\n \x01(\x0b\x32\x19.logmesh.v1.AppendEntriesH\x00\x12\x44\n\x17\x61ppend_entries_response\x18\x0b \x01(\x0b\x32!.logmesh.v1.AppendEntriesResponseH\x00\x12/\n\x0crequest_vote\x18\x0c \x01(\x0b\x32\x17.logmesh.v1.RequestVoteH\x00\x12@\n\x15request_vote_response\x18\r \x01(\x0b\x32\x1f.logmesh.v1.RequestVoteResponseH\x00\x12*\n\theartbeat\x18\x0e \x01(\x0b\x32\x15.logmesh.v1.HeartbeatH\x00\x12;\n\x12heartbeat_response\x18\x0f \x01(\x0b\x32\x1d.logmesh.v1.HeartbeatResponseH\x00\x12\x37\n\x10install_snapshot\x18\x10 \x01(\x0b\x32\x1b.logmesh.v1.InstallSnapshotH\x00\x12-\n\x0btimeout_now\x18\x11 \x01(\x0b\x32\x16.logmesh.v1.TimeoutNowH\x00\x42\x06\n\x04\x62ody\"]\n\rAppendEntries\x12\x12\n\nprev_index\x18\x01 \x01(\x04\x12\x11\n\tprev_term\x18\x02 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x03(\x0c\"]\n\x15\x41ppendEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06reject\x18\x02 \x01(\x08\x12\x12\n\nhint_index\x18\x03 \x01(\x04\x12\x11\n\thint_term\x18\x04 \x01(\x04\"X\n\x0bRequestVote\x12\x12\n\nlast_index\x18\x01 \x01(\x04\x12\x11\n\tlast_term\x18\x02 \x01(\x04\x12\x10\n\x08pre_vote\x18\x03 \x01(\x08\x12\x10\n\x08transfer\x18\x04 \x01(\x08\"8\n\x13RequestVoteResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x10\n\x08pre_vote\x18\x02 \x01(\x08\"2\n\tHeartbeat\x12\x14\n\x0c\x63ommit_index\x18\x01 \x01(\x04\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\x0c\"$\n\x11HeartbeatResponse\x12\x0f\n\x07\x63ontext\x18\x01 \x01(\x0c\"=\n\x0fInstallSnapshot\x12*\n\x08snapshot\x18\x01 \x01(\x0b\x32\x18.logmesh.v1.SnapshotMeta\"b\n\x0cSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\t\x12\x10\n\x08learners\x18\x04 \x03(\t\x12\x13\n\x0bnext_offset\x18\x05 \x01(\x04\"\x0c\n\nTimeoutNow2F\n\x04Raft\x12>\n\x08Messages\x12\x15.logmesh.v1.RaftBatch\x1a\x17.logmesh.v1.MessagesAck\"\x00(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15logmesh/v1/raft.proto\x12\nlogmesh.v1\"~\n\x06Header\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x0f\n\x07\x66rom_id\x18\x02 \x01(\t\x12\r\n\x05to_id\x18\x03 \x01(\t\x12\x18\n\x10protocol_version\x18\x04 \x01(\r\x12&\n\x05peers\x18\x05 \x03(\x0b\x32\x17.logmesh.v1.PeerAddress\">\n\x0bPeerAddress\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\x04\"Z\n\tRaftBatch\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.logmesh.v1.Header\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.logmesh.v1.RaftMessage\"\r\n\x0bMessagesAck\"\x82\x04\n\x0bRaftMessage\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\x0f\n\x07\x66rom_id\x18\x02 \x01(\t\x12\r\n\x05to_id\x18\x03 \x01(\t\x12\x33\n\x0e\x61ppend_entries\x18\n \x01(\x0b\x32\x19.logmesh.v1.AppendEntriesH\x00\x12\x44\n\x17\x61ppend_entries_response\x18\x0b \x01(\x0b\x32!.logmesh.v1.AppendEntriesResponseH\x00\x12/\n\x0crequest_vote\x18\x0c \x01(\x0b\x32\x17.logmesh.v1.RequestVoteH\x00\x12@\n\x15request_vote_response\x18\r \x01(\x0b\x32\x1f.logmesh.v1.RequestVoteResponseH\x00\x12*\n\theartbeat\x18\x0e \x01(\x0b\x32\x15.logmesh.v1.HeartbeatH\x00\x12;\n\x12heartbeat_response\x18\x0f \x01(\x0b\x32\x1d.logmesh.v1.HeartbeatResponseH\x00\x12\x37\n\x10install_snapshot\x18\x10 \x01(\x0b\x32\x1b.logmesh.v1.InstallSnapshotH\x00\x12-\n\x0btimeout_now\x18\x11 \x01(\x0b\x32\x16.logmesh.v1.TimeoutNowH\x00\x42\x06\n\x04\x62ody\"\x82\x01\n\rAppendEntries\x12\x12\n\nprev_index\x18\x01 \x01(\x04\x12\x11\n\tprev_term\x18\x02 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x03 \x01(\x04\x12\x0f\n\x07\x65ntries\x18\x04 \x03(\x0c\x12\x0e\n\x06\x66rames\x18\x05 \x01(\x0c\x12\x13\n\x0b\x66rame_count\x18\x06 \x01(\r\"]\n\x15\x41ppendEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0e\n\x06reject\x18\x02 \x01(\x08\x12\x12\n\nhint_index\x18\x03 \x01(\x04\x12\x11\n\thint_term\x18\x04 \x01(\x04\"X\n\x0bRequestVote\x12\x12\n\nlast_index\x18\x01 \x01(\x04\x12\x11\n\tlast_term\x18\x02 \x01(\x04\x12\x10\n\x08pre_vote\x18\x03 \x01(\x08\x12\x10\n\x08transfer\x18\x04 \x01(\x08\"8\n\x13RequestVoteResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x10\n\x08pre_vote\x18\x02 \x01(\x08\"2\n\tHeartbeat\x12\x14\n\x0c\x63ommit_index\x18\x01 \x01(\x04\x12\x0f\n\x07\x63ontext\x18\x02 \x01(\x0c\"$\n\x11HeartbeatResponse\x12\x0f\n\x07\x63ontext\x18\x01 \x01(\x0c\"=\n\x0fInstallSnapshot\x12*\n\x08snapshot\x18\x01 \x01(\x0b\x32\x18.logmesh.v1.SnapshotMeta\"b\n\x0cSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12\x0e\n\x06voters\x18\x03 \x03(\t\x12\x10\n\x08learners\x18\x04 \x03(\t\x12\x13\n\x0bnext_offset\x18\x05 \x01(\x04\"\x0c\n\nTimeoutNow2F\n\x04Raft\x12>\n\x08Messages\x12\x15.logmesh.v1.RaftBatch\x1a\x17.logmesh.v1.MessagesAck\"\x00(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,24 +41,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESSAGESACK']._serialized_end=334
   _globals['_RAFTMESSAGE']._serialized_start=337
   _globals['_RAFTMESSAGE']._serialized_end=851
-  _globals['_APPENDENTRIES']._serialized_start=853
-  _globals['_APPENDENTRIES']._serialized_end=946
-  _globals['_APPENDENTRIESRESPONSE']._serialized_start=948
-  _globals['_APPENDENTRIESRESPONSE']._serialized_end=1041
-  _globals['_REQUESTVOTE']._serialized_start=1043
-  _globals['_REQUESTVOTE']._serialized_end=1131
-  _globals['_REQUESTVOTERESPONSE']._serialized_start=1133
-  _globals['_REQUESTVOTERESPONSE']._serialized_end=1189
-  _globals['_HEARTBEAT']._serialized_start=1191
-  _globals['_HEARTBEAT']._serialized_end=1241
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1243
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1279
-  _globals['_INSTALLSNAPSHOT']._serialized_start=1281
-  _globals['_INSTALLSNAPSHOT']._serialized_end=1342
-  _globals['_SNAPSHOTMETA']._serialized_start=1344
-  _globals['_SNAPSHOTMETA']._serialized_end=1442
-  _globals['_TIMEOUTNOW']._serialized_start=1444
-  _globals['_TIMEOUTNOW']._serialized_end=1456
-  _globals['_RAFT']._serialized_start=1458
-  _globals['_RAFT']._serialized_end=1528
+  _globals['_APPENDENTRIES']._serialized_start=854
+  _globals['_APPENDENTRIES']._serialized_end=984
+  _globals['_APPENDENTRIESRESPONSE']._serialized_start=986
+  _globals['_APPENDENTRIESRESPONSE']._serialized_end=1079
+  _globals['_REQUESTVOTE']._serialized_start=1081
+  _globals['_REQUESTVOTE']._serialized_end=1169
+  _globals['_REQUESTVOTERESPONSE']._serialized_start=1171
+  _globals['_REQUESTVOTERESPONSE']._serialized_end=1227
+  _globals['_HEARTBEAT']._serialized_start=1229
+  _globals['_HEARTBEAT']._serialized_end=1279
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1281
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1317
+  _globals['_INSTALLSNAPSHOT']._serialized_start=1319
+  _globals['_INSTALLSNAPSHOT']._serialized_end=1380
+  _globals['_SNAPSHOTMETA']._serialized_start=1382
+  _globals['_SNAPSHOTMETA']._serialized_end=1480
+  _globals['_TIMEOUTNOW']._serialized_start=1482
+  _globals['_TIMEOUTNOW']._serialized_end=1494
+  _globals['_RAFT']._serialized_start=1496
+  _globals['_RAFT']._serialized_end=1566
 # @@protoc_insertion_point(module_scope)

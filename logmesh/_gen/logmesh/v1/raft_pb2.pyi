@@ -209,9 +209,17 @@ class AppendEntries(_message.Message):
     PREV_TERM_FIELD_NUMBER: _builtins.int
     COMMIT_INDEX_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
+    FRAMES_FIELD_NUMBER: _builtins.int
+    FRAME_COUNT_FIELD_NUMBER: _builtins.int
     prev_index: _builtins.int
     prev_term: _builtins.int
     commit_index: _builtins.int
+    frames: _builtins.bytes
+    """The same frames joined in one buffer (`frame_count` of them), which senders use
+    instead of `entries`: one field per message instead of one per entry. Receivers
+    accept either form; a message carries one of them, never both.
+    """
+    frame_count: _builtins.int
     @_builtins.property
     def entries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """Each entry as the log engine's frame bytes (length, CRC32C, body): encoded
@@ -225,10 +233,12 @@ class AppendEntries(_message.Message):
         prev_term: _builtins.int = ...,
         commit_index: _builtins.int = ...,
         entries: _abc.Iterable[_builtins.bytes] | None = ...,
+        frames: _builtins.bytes = ...,
+        frame_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit_index", b"commit_index", "entries", b"entries", "prev_index", b"prev_index", "prev_term", b"prev_term"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit_index", b"commit_index", "entries", b"entries", "frame_count", b"frame_count", "frames", b"frames", "prev_index", b"prev_index", "prev_term", b"prev_term"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,6 +7,7 @@ from logmesh_storage.log.entry import Entry, EntryType
 from logmesh_storage.log.store import encode_entry
 from logmesh_storage.node.codec import (
     PROTOCOL_VERSION,
+    FrameBlocks,
     check_header,
     decode_message,
     decode_peers,
@@ -72,21 +73,51 @@ def test_every_message_kind_round_trips(message: Message) -> None:
     assert decode_message(wire) == message
 
 
-def test_entries_travel_as_log_frames_encoded_once_per_entry() -> None:
-    frames: dict[int, bytes] = {}
-    first = encode_message(MESSAGES[0], frames)
-    second = encode_message(AppendEntries(3, "storage-0", "storage-2", 4, 2, ENTRIES, 5), frames)
-    assert list(first.append_entries.entries) == [encode_entry(e) for e in ENTRIES]
-    assert list(second.append_entries.entries) == list(first.append_entries.entries)
-    assert len(frames) == len(ENTRIES)
+def test_entries_travel_as_log_frames_joined_once_for_all_followers() -> None:
+    blocks: FrameBlocks = {}
+    first = encode_message(MESSAGES[0], blocks)
+    second = encode_message(AppendEntries(3, "storage-0", "storage-2", 4, 2, ENTRIES, 5), blocks)
+    assert first.append_entries.frames == b"".join(encode_entry(e) for e in ENTRIES)
+    assert first.append_entries.frame_count == len(ENTRIES)
+    assert not first.append_entries.entries  # one field per message, not one per entry
+    assert second.append_entries.frames == first.append_entries.frames
+    assert len(blocks) == 1  # encoded once, kept for this node's own append
+    [(entries, batch)] = blocks.values()
+    assert entries == ENTRIES
+    assert batch.data == first.append_entries.frames
+
+
+def test_entries_as_one_field_per_frame_still_decode() -> None:
+    """The form older senders use: repeated `entries`, one frame each."""
+    wire = encode_message(MESSAGES[0])
+    a = wire.append_entries
+    a.entries.extend(encode_entry(e) for e in ENTRIES)
+    a.ClearField("frames")
+    a.ClearField("frame_count")
+    assert decode_message(wire) == MESSAGES[0]
 
 
 def test_a_damaged_entry_frame_is_refused() -> None:
     wire = encode_message(MESSAGES[0])
-    frame = bytearray(wire.append_entries.entries[0])
-    frame[-1] ^= 0xFF
-    wire.append_entries.entries[0] = bytes(frame)
+    frames = bytearray(wire.append_entries.frames)
+    frames[-1] ^= 0xFF
+    wire.append_entries.frames = bytes(frames)
     with pytest.raises(PeerRefusedError, match="does not decode"):
+        decode_message(wire)
+
+
+@pytest.mark.parametrize("count_change", [-1, +1, -len(ENTRIES)])
+def test_a_frame_count_that_does_not_match_the_frames_is_refused(count_change: int) -> None:
+    wire = encode_message(MESSAGES[0])
+    wire.append_entries.frame_count += count_change
+    with pytest.raises(PeerRefusedError, match="does not decode"):
+        decode_message(wire)
+
+
+def test_frames_in_both_forms_are_refused() -> None:
+    wire = encode_message(MESSAGES[0])
+    wire.append_entries.entries.append(encode_entry(ENTRIES[0]))
+    with pytest.raises(PeerRefusedError, match="both forms"):
         decode_message(wire)
 
 

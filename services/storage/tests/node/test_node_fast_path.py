@@ -129,6 +129,17 @@ def test_received_frames_with_extra_bytes_or_impossible_entries_are_refused() ->
         decode_entries([bytes(noop_with_payload)])
 
 
+def test_received_frames_that_skip_an_index_or_go_back_in_term_are_refused() -> None:
+    gap = _frames(Entry(5, 2, EntryType.DATA, 7, 10, b"a"), Entry(7, 2, EntryType.DATA, 8, 10, b""))
+    with pytest.raises(FrameDamaged, match="not contiguous"):
+        decode_entries(gap)
+    back = _frames(
+        Entry(5, 3, EntryType.DATA, 7, 10, b"a"), Entry(6, 2, EntryType.DATA, 8, 10, b"")
+    )
+    with pytest.raises(FrameDamaged, match="go back in term"):
+        decode_entries(back)
+
+
 def test_frames_shipped_or_received_are_written_as_the_log_would_encode_them() -> None:
     entries = [
         Entry(5, 2, EntryType.DATA, 7, 10, b"a"),
@@ -137,20 +148,37 @@ def test_frames_shipped_or_received_are_written_as_the_log_would_encode_them() -
     ]
     cache = FrameCache()
     received = decode_entries(_frames(*entries), cache)  # a follower's view
-    assert len(cache) == 3
+    assert len(cache) == 1  # one batch, not one frame per entry
     batch = cache.take_batch(received)
     assert batch == encode_batch(entries)
     assert len(cache) == 0  # taken once
     assert cache.take_batch(received) is None  # gone: the caller encodes
 
 
+def test_a_ready_made_of_several_received_batches_is_written_as_one() -> None:
+    entries = [Entry(5 + k, 2, EntryType.DATA, 7 + k, 10, bytes([k])) for k in range(5)]
+    cache = FrameCache()
+    received = decode_entries(_frames(*entries[:2]), cache) + decode_entries(
+        _frames(*entries[2:]), cache
+    )
+    assert cache.take_batch(received) == encode_batch(entries)
+
+
+def test_a_ready_that_splits_a_cached_batch_is_a_miss() -> None:
+    entries = [Entry(5 + k, 2, EntryType.DATA, 7 + k, 10, bytes([k])) for k in range(3)]
+    cache = FrameCache()
+    received = decode_entries(_frames(*entries), cache)
+    assert cache.take_batch(received[:2]) is None  # the caller encodes
+
+
 def test_frame_cache_misses_on_another_entry_object_and_stays_bounded() -> None:
     entry = Entry(5, 2, EntryType.DATA, 7, 10, b"a")
-    cache = FrameCache(frames_max=2)
-    cache.put(entry, encode_entry(entry))
+    batch = encode_batch([entry])
+    cache = FrameCache(held_bytes_max=2 * len(batch.data))
+    cache.put_batch([entry], batch)
     twin = Entry(5, 2, EntryType.DATA, 7, 10, b"a")  # equal, but not the cached object
     assert cache.take_batch([twin]) is None
     for k in range(5):
-        other = Entry(k + 1, 1, EntryType.DATA, k, 0, b"")
-        cache.put(other, encode_entry(other))
+        other = Entry(k + 1, 1, EntryType.DATA, k, 0, b"a")
+        cache.put_batch([other], encode_batch([other]))
         assert len(cache) <= 2

@@ -297,10 +297,15 @@ def _crash_contents(inode: _Inode, rng: random.Random) -> None:
         # Truncated and rewritten since the last sync: the disk may hold the old synced bytes,
         # or the new contents cut anywhere after what both share (a rewrite in place is torn
         # like an append; only temp file + sync + rename makes it atomic).
-        shared = len(os.path.commonprefix([synced, data]))
+        shared = _shared_prefix_bytes(synced, data)
         kept = synced if rng.random() < 0.5 else data[: rng.randint(shared, len(data))]
     inode.data = bytearray(kept)
     inode.synced = kept
+
+
+def _shared_prefix_bytes(a: bytes, b: bytes) -> int:
+    size = min(len(a), len(b))
+    return next((i for i in range(size) if a[i] != b[i]), size)
 
 
 def _garble_tail(data: bytes, count: int, rng: random.Random) -> bytes:

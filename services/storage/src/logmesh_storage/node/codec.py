@@ -1,18 +1,21 @@
 """Raft messages <-> proto/logmesh/v1/raft.proto, and the batch header checks.
 
-Entries travel as the log engine's frame bytes (encode_entry / decode_entry): the frame the
-leader ships is the frame the follower stores, its CRC checked on decode (DESIGN §9). This
-module does no I/O and knows no grpc; a peer that breaks the protocol gets PeerRefusedError.
+Entries travel as the log engine's frame bytes, joined in one field per AppendEntries
+(encode_batch / decode_frames): the bytes the leader ships are the bytes the follower stores,
+each frame's CRC checked on decode (DESIGN §9). This module does no I/O and knows no grpc; a
+peer that breaks the protocol gets PeerRefusedError.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from logmesh._gen.logmesh.v1 import raft_pb2 as pb
 
+from ..log.batch import EncodedBatch, encode_batch
 from ..log.entry import Entry, EntryType
-from ..log.store import FRAME_HEADER_BYTES, FrameDamaged, decode_frames, encode_entry
+from ..log.store import FRAME_HEADER_BYTES, FrameDamaged, decode_frames
 from ..raft.messages import (
     AppendEntries,
     AppendEntriesResponse,
@@ -32,16 +35,22 @@ from .peers import PeerAddress
 PROTOCOL_VERSION = 1
 
 
-def encode_message(msg: Message, frames: dict[int, bytes] | None = None) -> pb.RaftMessage:
-    """The wire form of `msg`. `frames` (keyed by id(entry)) lets the caller encode an entry
-    once for all the messages that carry it; the caller keeps the entries alive meanwhile."""
+def encode_message(msg: Message, blocks: FrameBlocks | None = None) -> pb.RaftMessage:
+    """The wire form of `msg`. `blocks` lets the caller encode a run of entries once for all
+    the messages that carry it (the same AppendEntries goes to every follower) and keep the
+    encoded batches (for this node's own append); the caller keeps the entries alive
+    meanwhile."""
     out = pb.RaftMessage(term=msg.term, from_id=msg.from_id, to_id=msg.to_id)
     match msg:
         case AppendEntries():
-            out.append_entries.prev_index = msg.prev_index
-            out.append_entries.prev_term = msg.prev_term
-            out.append_entries.commit_index = msg.commit_index
-            out.append_entries.entries.extend(_frame(e, frames) for e in msg.entries)
+            a = out.append_entries
+            a.prev_index, a.prev_term = msg.prev_index, msg.prev_term
+            a.commit_index = msg.commit_index
+            if msg.entries:
+                # One bytes field per message: a repeated field costs protobuf work per
+                # entry on both sides (docs/raft.md, "Performance notes").
+                a.frames = _encoded(msg.entries, blocks).data
+                a.frame_count = len(msg.entries)
         case AppendEntriesResponse():
             r = out.append_entries_response
             r.index, r.reject = msg.index, msg.reject
@@ -65,40 +74,72 @@ def encode_message(msg: Message, frames: dict[int, bytes] | None = None) -> pb.R
     return out
 
 
-def _frame(entry: Entry, frames: dict[int, bytes] | None) -> bytes:
-    if frames is None:
-        return encode_entry(entry)
-    frame = frames.get(id(entry))
-    if frame is None:
-        frame = frames[id(entry)] = encode_entry(entry)
-    return frame
+# Encoded batches by (id of the first entry, id of the last, how many), with their entries:
+# the runs of entries encoded during one Transport.send, whose messages keep them alive.
+FrameBlocks = dict[tuple[int, int, int], tuple[Sequence[Entry], EncodedBatch]]
+
+
+def _encoded(entries: Sequence[Entry], blocks: FrameBlocks | None) -> EncodedBatch:
+    key = (id(entries[0]), id(entries[-1]), len(entries))
+    if blocks is not None and (block := blocks.get(key)) is not None:
+        return block[1]
+    batch = encode_batch(entries)
+    if blocks is not None:
+        blocks[key] = (entries, batch)
+    return batch
 
 
 def decode_entries(
     frames: Sequence[bytes], remember: FrameCache | None = None
 ) -> tuple[Entry, ...]:
-    """The entries of received frames, CRC-checked in one pass over their joined bytes (a
-    follower decodes every entry it gets: a call per frame cost twice as much). Raises
-    FrameDamaged for a damaged frame, trailing bytes, or a valid CRC over impossible values.
-    `remember` keeps each entry's frame, for the log to write as received."""
+    """The entries of received frames, one bytes object per frame (the `entries` form of
+    AppendEntries); see decode_frame_block."""
     if not frames:
         return ()
-    data = b"".join(frames)
-    decoded = decode_frames(data, len(frames))
+    return decode_frame_block(b"".join(frames), len(frames), remember)
+
+
+def decode_frame_block(
+    data: bytes, count: int, remember: FrameCache | None = None
+) -> tuple[Entry, ...]:
+    """The entries of `count` frames joined in `data`, CRC-checked in one pass (a follower
+    decodes every entry it gets: a call per frame cost twice as much). Raises FrameDamaged
+    for a damaged frame, trailing bytes, or a valid CRC over impossible values.
+    `remember` keeps them as one EncodedBatch, for the log to write as received."""
+    if not count:
+        if data:
+            raise FrameDamaged(f"{len(data)} bytes of frames arrived with a frame count of 0")
+        return ()
+    decoded = decode_frames(data, count)
     if isinstance(decoded, tuple):
         at, damage = decoded
         raise FrameDamaged(f"not a valid log frame at byte {at}: {damage.value}")
-    size, noop = 0, EntryType.NOOP
-    for entry in decoded:
-        frame_bytes = FRAME_HEADER_BYTES + len(entry.payload)
-        if remember is not None:
-            remember.put(entry, data[size : size + frame_bytes])
-        size += frame_bytes
-        if entry.index < 1 or entry.term < 1 or (entry.type is noop and entry.payload):
-            raise FrameDamaged(f"the frame holds an impossible entry: {entry!r}")
-    if size != len(data):
-        raise FrameDamaged(f"{len(data) - size} bytes follow the last frame")
+    # Checked and indexed with loops in C (map): a follower decodes every entry it gets.
+    payload_sizes = list(map(len, map(_payload, decoded)))
+    frame_sizes = [FRAME_HEADER_BYTES + n for n in payload_sizes]
+    if sum(frame_sizes) != len(data):
+        raise FrameDamaged(f"{len(data) - sum(frame_sizes)} bytes follow the last frame")
+    first, terms = decoded[0], list(map(_term, decoded))
+    if first.index < 1 or min(terms) < 1:
+        raise FrameDamaged(f"the frames hold an impossible entry: {first!r}")
+    if list(map(_index, decoded)) != list(range(first.index, first.index + count)):
+        raise FrameDamaged(f"the frames from index {first.index} are not contiguous")
+    if terms != sorted(terms):  # linear on sorted input, and in C
+        raise FrameDamaged(f"the frames from index {first.index} go back in term")
+    types = list(map(_type, decoded))
+    if EntryType.NOOP in types and any(e.payload for e in decoded if e.type is EntryType.NOOP):
+        raise FrameDamaged("the frames hold an impossible entry: a NOOP with a payload")
+    if remember is not None:
+        timestamps = list(map(_timestamp_ms, decoded))
+        offsets = list(map(_offset, decoded))
+        batch = EncodedBatch(data, first.index, frame_sizes, terms, offsets, timestamps, types)
+        remember.put_batch(decoded, batch)
     return tuple(decoded)
+
+
+_index, _term, _offset, _timestamp_ms, _type, _payload = (
+    attrgetter(name) for name in ("index", "term", "offset", "timestamp_ms", "type", "payload")
+)
 
 
 def decode_message(raw: pb.RaftMessage, frames: FrameCache | None = None) -> Message:
@@ -109,7 +150,12 @@ def decode_message(raw: pb.RaftMessage, frames: FrameCache | None = None) -> Mes
     if kind == "append_entries":
         a = raw.append_entries
         try:
-            entries = decode_entries(a.entries, frames)
+            if a.entries:
+                if a.frames or a.frame_count:
+                    raise FrameDamaged("the message carries frames in both forms")
+                entries = decode_entries(a.entries, frames)
+            else:
+                entries = decode_frame_block(a.frames, a.frame_count, frames)
         except ValueError as e:  # FrameDamaged, or a frame holding an impossible entry
             raise PeerRefusedError(
                 f"{from_id} sent an entry frame that does not decode ({e}): the frame was "

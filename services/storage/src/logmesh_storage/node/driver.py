@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -426,20 +426,23 @@ class Driver:
         if local:
             self._send(self.raft.take_messages())
 
-    def _apply(self, entries: Iterable[Entry]) -> None:
-        """Apply `entries` in order; those at or below applied_index were applied already
-        (by _apply_durable, before their Ready)."""
-        last: Entry | None = None
-        for entry in entries:
-            if entry.index <= self.applied_index:
-                continue
-            last = entry
-            for waiter in self._waiters.pop(entry.index, ()):
+    def _apply(self, entries: Sequence[Entry]) -> None:
+        """Apply `entries` (contiguous, in order); those at or below applied_index were
+        applied already (by _apply_durable, before their Ready). Per waiter, not per entry:
+        a batch of records is many entries and one waiter (docs/raft.md, "Performance
+        notes")."""
+        if not entries or entries[-1].index <= self.applied_index:
+            return
+        first_index, last = entries[0].index, entries[-1]
+        assert last.index - first_index == len(entries) - 1, "applying a gap"
+        lo = max(first_index, self.applied_index + 1)
+        for index in sorted(i for i in self._waiters if lo <= i <= last.index):
+            entry = entries[index - first_index]
+            for waiter in self._waiters.pop(index):
                 self._resolve(waiter, entry)
-        if last is not None:
-            self.applied_index = last.index
-            self.committed_next_offset = last.next_offset
-            self.applied.fire()
+        self.applied_index = last.index
+        self.committed_next_offset = last.next_offset
+        self.applied.fire()
 
     @staticmethod
     def _resolve(waiter: _Waiter, entry: Entry) -> None:

@@ -22,8 +22,8 @@ from logmesh import tls
 from logmesh._gen.logmesh.v1 import raft_pb2 as pb
 from logmesh._gen.logmesh.v1 import raft_pb2_grpc
 
-from ..raft.messages import AppendEntries, Message
-from .codec import encode_message, make_header
+from ..raft.messages import Message
+from .codec import FrameBlocks, encode_message, make_header
 from .frames import FrameCache
 from .peers import PeerTable
 
@@ -64,31 +64,18 @@ class Transport:
     def send(self, messages: Iterable[Message]) -> None:
         """Queue messages for their receivers; entries shared by several messages (the same
         AppendEntries content to each follower) are encoded once."""
-        frames: dict[int, bytes] = {}
-        messages_with_entries = []
+        blocks: FrameBlocks = {}
         for msg in messages:
-            if isinstance(msg, AppendEntries) and msg.entries:
-                messages_with_entries.append(msg)
             assert msg.from_id == self.node_id, msg
             assert msg.to_id != self.node_id, f"the core addressed a message to itself: {msg}"
             stream = self._streams.get(msg.to_id)
             if stream is None:
                 stream = _PeerStream(self, msg.to_id)
                 self._streams[msg.to_id] = stream
-            stream.put(encode_message(msg, _frame_cache(msg, frames)))
-        if frames and self._frame_cache is not None:
-            self._remember(messages_with_entries, frames)
-
-    def _remember(self, messages: list[AppendEntries], frames: dict[int, bytes]) -> None:
-        cache = self._frame_cache
-        assert cache is not None
-        done: set[int] = set()
-        for msg in messages:
-            for entry in msg.entries:
-                key = id(entry)
-                if key not in done:
-                    done.add(key)
-                    cache.put(entry, frames[key])
+            stream.put(encode_message(msg, blocks))
+        if self._frame_cache is not None:
+            for entries, batch in blocks.values():
+                self._frame_cache.put_batch(entries, batch)
 
     async def close(self) -> None:
         streams, self._streams = list(self._streams.values()), {}
@@ -108,10 +95,6 @@ class Transport:
 
     def credentials(self) -> grpc.ChannelCredentials:
         return self._credentials
-
-
-def _frame_cache(msg: Message, frames: dict[int, bytes]) -> dict[int, bytes] | None:
-    return frames if isinstance(msg, AppendEntries) and msg.entries else None
 
 
 class _PeerStream:

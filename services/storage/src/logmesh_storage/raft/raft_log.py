@@ -9,7 +9,8 @@ This module reads storage only; it never writes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from ..log.entry import Entry, EntryType
 from .errors import IndexUnavailable, LogCompacted
@@ -18,6 +19,31 @@ from .types import Configuration, SnapshotMeta
 
 _SCAN_BYTES = 1 << 22
 _SCAN_ENTRIES = 4096
+
+
+_payload = attrgetter("payload")
+_type = attrgetter("type")
+
+
+def payload_bytes(entries: Iterable[Entry]) -> int:
+    """The payload bytes of `entries`, summed in C: this runs over every entry a leader
+    ships or applies (docs/raft.md, "Performance notes")."""
+    return sum(map(len, map(_payload, entries)))
+
+
+def take_within(out: list[Entry], more: list[Entry], max_bytes: int) -> list[Entry]:
+    """`out` extended with the leading entries of `more` while the payload of all stays
+    within max_bytes; always at least one entry when `more` has any."""
+    size = payload_bytes(out)
+    if size + payload_bytes(more) <= max_bytes:
+        out.extend(more)  # the usual case: the whole run fits
+        return out
+    for entry in more:
+        size += len(entry.payload)
+        if out and size > max_bytes:
+            break
+        out.append(entry)
+    return out
 
 
 class RaftLog:
@@ -104,16 +130,11 @@ class RaftLog:
             out = self.storage.entries(lo, min(hi, self.unstable_offset), max_bytes)
             if hi <= self.unstable_offset or out[-1].index < self.unstable_offset - 1:
                 return out  # all stored, or the byte limit cut the stored part short
-        size = sum(len(e.payload) for e in out)
+        return take_within(out, self._unstable_slice(lo, hi), max_bytes)
+
+    def _unstable_slice(self, lo: int, hi: int) -> list[Entry]:
         start = max(lo, self.unstable_offset)
-        for entry in self.unstable_entries[
-            start - self.unstable_offset : hi - self.unstable_offset
-        ]:
-            size += len(entry.payload)
-            if out and size > max_bytes:
-                break
-            out.append(entry)
-        return out
+        return self.unstable_entries[start - self.unstable_offset : hi - self.unstable_offset]
 
     def next_offset(self) -> int:
         """The record offset the next DATA entry gets."""
@@ -220,7 +241,9 @@ class RaftLog:
         self.config_history = [(snapshot.index, snapshot.configuration)]
 
     def _note_configs(self, entries: Sequence[Entry]) -> None:
-        config = EntryType.CONFIG  # a local: this runs for every appended entry
+        config = EntryType.CONFIG
+        if config not in map(_type, entries):  # in C: this runs for every appended entry
+            return
         for entry in entries:
             if entry.type is config:
                 self.config_history.append((entry.index, Configuration.decode(entry.payload)))
