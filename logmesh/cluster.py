@@ -136,6 +136,22 @@ class StorageCluster:
     ) -> None:
         self.stop()
 
+    def add_node(
+        self, node_id: str, join: StorageNode, timeout_s: float = START_TIMEOUT_S
+    ) -> StorageNode:
+        """Start a new node that joins through `join` (as a learner; the leader promotes it
+        once caught up). It becomes one of `nodes`, so stop() stops it with the others."""
+        assert self.certs_dir is not None
+        init_certs(self.certs_dir, instances=[node_id], clients=DEFAULT_CLIENTS)
+        data_dir = self.base_dir / node_id
+        args = [*self._args(node_id, data_dir, 0), "--join", join.address]
+        node = StorageNode(
+            node_id, data_dir, ServiceProcess(args, self.env, node_id, self.base_dir / "logs")
+        )
+        self.nodes.append(node)
+        self._start_node(node, timeout_s)
+        return node
+
     # ---- waiting -----------------------------------------------------------------------------
 
     def wait_for_voters(self, voters: Sequence[str], timeout_s: float = START_TIMEOUT_S) -> None:

@@ -21,47 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_cluster_workload import Workload, check_cluster, wait_until
 
 from logmesh._gen.logmesh.v1 import admin_pb2, admin_pb2_grpc
-from logmesh.certs import DEFAULT_CLIENTS, init_certs
 from logmesh.cluster import StorageCluster, StorageNode
 from logmesh.history import Outcome
-from logmesh.testing import ServiceProcess
 
 PROGRESS_RECORDS = 100
 ADMIN_DEADLINE_S = 10.0
 START_TIMEOUT_S = 30.0
-
-
-def add_node(cluster: StorageCluster, node_id: str, join: StorageNode) -> StorageNode:
-    """Start a new node that joins through `join`; it becomes part of `cluster.nodes`, so the
-    fixture stops it with the others."""
-    assert cluster.certs_dir is not None
-    init_certs(cluster.certs_dir, instances=[node_id], clients=DEFAULT_CLIENTS)
-    data_dir = cluster.base_dir / node_id
-    args = [
-        sys.executable,
-        "-m",
-        "logmesh_storage",
-        "--id",
-        node_id,
-        "--data-dir",
-        str(data_dir),
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-dir",
-        str(cluster.certs_dir),
-        "--tick-ms",
-        str(cluster.tick_ms),
-        "--election-ticks",
-        str(cluster.election_ticks),
-        "--join",
-        join.address,
-    ]
-    process = ServiceProcess(args, cluster.env, node_id, cluster.base_dir / "logs")
-    node = StorageNode(node_id, data_dir, process)
-    cluster.nodes.append(node)
-    process.start()
-    node.port = process.wait_ready(START_TIMEOUT_S)
-    return node
 
 
 def admin(cluster: StorageCluster, node: StorageNode) -> admin_pb2_grpc.AdminStub:
@@ -92,7 +57,7 @@ def test_fourth_node_joins_catches_up_and_becomes_a_voter(
     cluster = make_storage_cluster()
     with Workload(cluster) as workload:
         workload.wait_progress(PROGRESS_RECORDS, "before the join")
-        joiner = add_node(cluster, "storage-3", cluster.leader())
+        joiner = cluster.add_node("storage-3", cluster.leader())
         # Promotion waits until the learner has caught up with a log that keeps growing.
         cluster.wait_for_voters([n.node_id for n in cluster.nodes], START_TIMEOUT_S)
         workload.wait_progress(PROGRESS_RECORDS, "with four voters")
