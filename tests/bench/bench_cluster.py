@@ -2,7 +2,7 @@
 
     bench_cluster.py --out bench-results/cluster.jsonl [--tests seq,conc,stream,batch,read]
 
-The load shape is the peer harness's (`/work/shared/bench/README.md`), so figures compare:
+The load shape is the peer harness's (`../shared/bench/README.md`), so figures compare:
   seq     2000 single Produce calls of 100 B, one in flight: appends/s, latency percentiles
   conc    closed loop of 16 and 64 callers x 100 B and 1 KiB values, 1 s warm-up, 10 s window
   stream  one ProduceStream with up to --stream-window requests unanswered, 100 B, 10 s

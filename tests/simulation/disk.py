@@ -11,6 +11,7 @@ what is durable.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,7 +38,7 @@ def needs_persist(ready: Ready) -> bool:
     return bool(ready.entries) or ready.hard_state is not None or ready.snapshot is not None
 
 
-class Disk:
+class Disk(ABC):
     """The pending-write bookkeeping both disks share; `crash` is each disk's own."""
 
     def __init__(self, storage: SimStorage) -> None:
@@ -63,11 +64,11 @@ class Disk:
         self.writes_completed += 1
         return ready
 
+    @abstractmethod
     def crash(self, compacting_to: int | None = None) -> Ready | None:
         """Stop: the pending write (or, if `compacting_to` is given, a compaction up to
         that index, begun just now) is interrupted, and `storage` becomes what a restart
         finds. Returns the interrupted write if part of it may have reached the disk."""
-        raise NotImplementedError
 
 
 class SimDisk(Disk):

@@ -1,6 +1,6 @@
 """The peer harness's load generator with a `logmesh` driver added.
 
-run_peer_compare.sh copies the harness (`/work/shared/bench/peers/`) to a work folder, renames
+run_peer_compare.sh copies the harness (`../shared/bench/peers/`) to a work folder, renames
 its loadgen.py to loadgen_peers.py and puts this file and logmesh_driver.py beside it, so
 run_shape.sh's `loadgen.py --system logmesh` runs the harness's own measurement loops (same load
 shape, same CPU accounting, same JSON lines) with logmesh's driver. The harness's summarize.py

@@ -1,6 +1,6 @@
 """A load driver for logmesh's `log.v1.Log` with the interface of the peer harness's drivers.
 
-`/work/shared/bench/peers/loadgen.py` drives etcd, NATS and benchpeer.Log servers through objects
+`../shared/bench/peers/loadgen.py` drives etcd, NATS and benchpeer.Log servers through objects
 with `open(info, args)`, `append(value)`, `append_batch(values)`, `read_pages(page, max, deadline)`
 and `close()`; this is the same for logmesh, so the harness measures logmesh with its own loops
 (loadgen.py beside this file registers it), and `tests/bench/bench_cluster.py` uses it too. It
