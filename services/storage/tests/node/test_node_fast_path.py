@@ -17,15 +17,13 @@ from logmesh_storage.log.config import LogConfig
 from logmesh_storage.log.entry import Entry, EntryType
 from logmesh_storage.log.store import FrameDamaged, encode_entry
 from logmesh_storage.node.codec import decode_entries
-from logmesh_storage.node.driver import INLINE_SAVE_BYTES_MAX, Driver
+from logmesh_storage.node.driver import Driver
 from logmesh_storage.node.frames import FrameCache
 from logmesh_storage.node.peers import PeerAddress, PeerTable
 from logmesh_storage.node.raft_storage import LogRaftStorage
 from logmesh_storage.raft.config import RaftConfig
 from logmesh_storage.raft.messages import Message
 from logmesh_storage.raft.node import RaftNode
-from logmesh_storage.raft.ready import Ready
-from logmesh_storage.raft.types import Configuration, Role, SnapshotMeta, SoftState
 
 NODE = "storage-0"
 WAIT_S = 10.0
@@ -45,27 +43,6 @@ def make_driver(data_dir: Path) -> Driver:
         NODE, storage, RaftConfig(election_timeout_ticks=3), random.Random(1), applied_index=0
     )
     return Driver(raft, storage, NoPeers(), PeerTable(data_dir / "peers.json"), tick_s=0.001)
-
-
-def ready_with(payload_bytes: int, snapshot: SnapshotMeta | None = None) -> Ready:
-    entry = Entry(1, 1, EntryType.DATA, 0, 0, b"x" * payload_bytes)
-    return Ready(SoftState(None, Role.FOLLOWER), entries=(entry,), snapshot=snapshot)
-
-
-def test_only_a_follower_persists_small_appends_on_the_loop(tmp_path: Path) -> None:
-    async def body() -> None:
-        driver = make_driver(tmp_path)
-        assert driver.raft.role is Role.FOLLOWER
-        assert driver._save_inline(ready_with(100))
-        assert not driver._save_inline(ready_with(INLINE_SAVE_BYTES_MAX + 1))
-        snapshot = SnapshotMeta(5, 1, Configuration(frozenset({NODE})), 3)
-        assert not driver._save_inline(ready_with(100, snapshot))
-        assert not driver._save_inline(Ready(SoftState(None, Role.FOLLOWER)))
-        driver.raft.role = Role.LEADER  # as the core would after an election
-        assert not driver._save_inline(ready_with(100))
-        await driver.stop()
-
-    asyncio.run(body())
 
 
 def test_state_wakes_waiters_on_a_change_not_on_every_write(tmp_path: Path) -> None:

@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 
 # A follower persists appends up to this many payload bytes on the event loop (see _handle).
-INLINE_SAVE_BYTES_MAX = 8 << 10
 # With RaftConfig.defer_commit_notices: how long a leader waits for the next AppendEntries to
 # carry a new commit index before it sends a follower an empty one for it. Longer than a
 # client's turn-around between two writes, short next to a heartbeat.
@@ -344,11 +343,11 @@ class Driver:
     async def _handle(self, ready: Ready) -> None:
         self._send(ready.messages)
         hard_state = ready.hard_state
-        if self._save_inline(ready):
-            # Blocks the loop for one small fsync: cheaper than the two thread switches
-            # (there and back) it saves on a follower's critical path.
-            self.storage.save(hard_state, ready.entries, ready.snapshot)
-        elif (
+        # Always in the writer thread, followers too: while it fsyncs, the loop keeps taking
+        # AppendEntries, which then share the next fsync. Persisting small appends on the loop
+        # saved two thread switches per write but made a follower fsync once per message:
+        # concurrent producers got ~800/s instead of ~1,400/s.
+        if (
             ready.snapshot is not None
             or ready.entries
             or (hard_state is not None and self.storage.hard_state_needs_write(hard_state))
@@ -363,17 +362,6 @@ class Driver:
             self._restored(ready.snapshot)
         if ready.committed_entries:
             self._apply(ready.committed_entries)
-
-    def _save_inline(self, ready: Ready) -> bool:
-        """Whether to persist `ready` on the event loop: a follower's small append. Never on
-        a leader, whose loop must meanwhile write its AppendEntries to the followers and take
-        their answers; never a snapshot reset or a large batch (the loop would stall long)."""
-        return (
-            bool(ready.entries)
-            and ready.snapshot is None
-            and self.raft.role is not Role.LEADER
-            and sum(len(e.payload) for e in ready.entries) <= INLINE_SAVE_BYTES_MAX
-        )
 
     def _flush(self) -> None:
         """What need not wait for the next Ready, done after every input: answer the writes
