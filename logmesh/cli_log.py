@@ -160,8 +160,17 @@ def _run_consume(args: argparse.Namespace) -> int:
                     if count >= args.max:
                         return
             else:
+                printed = 0
                 async for record in client.consume_range(args.offset, args.max):
                     _print_record(record, args.json)
+                    printed += 1
+                if not printed:
+                    # Say why nothing came out, on stderr so pipes stay clean.
+                    print(
+                        f"logmesh: no committed record at offset {args.offset} yet: the log "
+                        "ends before it (use --follow to wait for new records)",
+                        file=sys.stderr,
+                    )
 
     return _run(args, run())
 

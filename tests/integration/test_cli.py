@@ -61,6 +61,16 @@ def test_produce_reads_stdin_lines_and_batch_gets_consecutive_offsets(
     assert all(r["term"] >= 1 and r["append_time_ms"] > 0 for r in records)
 
 
+def test_consume_past_the_end_prints_nothing_and_says_why(
+    storage_cluster: StorageCluster,
+) -> None:
+    consumed = logmesh(storage_cluster, "consume", "--from", "1000000")
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout == ""
+    assert "no committed record at offset 1000000" in consumed.stderr
+    assert "--follow" in consumed.stderr
+
+
 def test_servers_lists_one_leader(storage_cluster: StorageCluster) -> None:
     listed = logmesh(storage_cluster, "servers")
     assert listed.returncode == 0, listed.stderr

@@ -10,8 +10,9 @@ event loop thread; the writer thread touches only the storage adapter.
 The fast path (docs/raft.md, "Performance notes"): after every input (step, propose, tick) the
 driver does at once what need not wait for a Ready: it applies committed entries that are
 already durable here and ships the messages that may leave before any fsync (the leader's
-AppendEntries go out while it still persists the previous Ready). A follower persists a small
-append on the loop itself; a leader defers commit-only AppendEntries (COMMIT_NOTICE_DELAY_S).
+AppendEntries go out while it still persists the previous Ready). Every node persists in the
+writer thread, so messages arriving during an fsync share the next one; a leader defers
+commit-only AppendEntries (COMMIT_NOTICE_DELAY_S).
 
 It may not know gRPC: servicers translate its logmesh errors into statuses.
 """
