@@ -173,6 +173,9 @@ def test_damage_found_on_read_is_corrupt() -> None:
     fs.write_bytes(path, bytes(data))
     with pytest.raises(CorruptLog, match=r"the frame checksum does not match on read"):
         log.entry(3)
+    with pytest.raises(CorruptLog, match=r"the frame checksum or offset does not match on read"):
+        log.read_records(0, 3, 3)  # the consumers' path checks every frame too
+    assert log.read_records(0, 2, 3).payloads == [e.payload for e in make_entries(1, 2)]
 
 
 def test_full_disk_rolls_the_append_back() -> None:

@@ -90,6 +90,23 @@ def test_read_from_offset_skips_control_entries_and_respects_commit() -> None:
     assert [e.payload for e in log.read_from_offset(1, 1, 5)] == [b"b"]
     assert log.read_from_offset(3, 10, 5) == []
     assert log.read_offset(1).index == 4
+    block = log.read_records(0, 10, 5)  # the same as columns, control entries left out
+    assert (list(block.offsets), block.payloads, block.next_offset) == (
+        [0, 1, 2],
+        [b"a", b"b", b"c"],
+        3,
+    )
+    assert log.read_records(0, 10, 4).payloads == [b"a", b"b"]
+    assert log.read_records(1, 1, 5).payloads == [b"b"]
+    assert len(log.read_records(3, 10, 5)) == 0
+
+
+def test_read_records_spans_segments() -> None:
+    log = filled(MemoryFileSystem(), LogConfig(segment_bytes_max=100), 5)
+    block = log.read_records(2, 13, 100)
+    assert list(block.offsets) == list(range(2, 15))
+    assert block.payloads == [e.payload for e in log.read_from_offset(2, 13, 100)]
+    assert list(block.timestamps_ms) == [o // 4 * 10 for o in range(2, 15)]
 
 
 def test_entries_honours_max_bytes_but_returns_at_least_one() -> None:

@@ -27,6 +27,7 @@ from logmesh_storage.log import (
     MemoryFileSystem,
     OffsetOutOfRange,
     OffsetTruncated,
+    RecordBlock,
 )
 
 DIRECTORY = "/data/log"
@@ -226,14 +227,24 @@ class LogMachine(RuleBasedStateMachine):
         offset = data.draw(st.integers(max(0, first_offset - 2), self.next_offset + 2))
         if offset < first_offset:
             self.expect_raise(OffsetTruncated, self.log.read_offset, offset)
-        elif offset >= self.next_offset:
+            self.expect_raise(OffsetTruncated, self.log.read_records, offset, 1, self.last_index)
+        elif offset > self.next_offset:
             self.expect_raise(OffsetOutOfRange, self.log.read_offset, offset)
+            self.expect_raise(OffsetOutOfRange, self.log.read_records, offset, 1, self.last_index)
+        elif offset == self.next_offset:
+            self.expect_raise(OffsetOutOfRange, self.log.read_offset, offset)
+            assert len(self.log.read_records(offset, 1, self.last_index)) == 0  # the end
         else:
             assert self.log.read_offset(offset) == records[offset - first_offset]
             max_index = data.draw(st.integers(self.base.index, self.last_index))
-            got = self.log.read_from_offset(offset, 3, max_index)
-            wanted = [r for r in records if r.offset >= offset and r.index <= max_index][:3]
+            count = data.draw(st.integers(1, 5))
+            got = self.log.read_from_offset(offset, count, max_index)
+            wanted = [r for r in records if r.offset >= offset and r.index <= max_index][:count]
             assert got == wanted
+            block = self.log.read_records(offset, count, max_index)  # the same, as columns
+            assert list(zip(*columns(block), strict=True)) == [
+                (r.offset, r.term, r.timestamp_ms, r.payload) for r in wanted
+            ]
 
     @rule()
     def read_out_of_range(self) -> None:
@@ -278,3 +289,12 @@ TestLogMachine.settings = settings(
     derandomize=not DEEP_EXAMPLES,  # the same runs every time unless asked for a deep run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+def columns(block: RecordBlock) -> tuple[list[int], list[int], list[int], list[bytes]]:
+    return (
+        list(block.offsets),
+        list(block.terms),
+        list(block.timestamps_ms),
+        list(block.payloads),
+    )

@@ -1,6 +1,6 @@
 """The segmented log engine (DESIGN §3): the Raft log and the record log in one.
 
-Public surface: Log, LogBase, LogConfig, Entry, EntryType, encode_entry, decode_entry,
+Public surface: Log, LogBase, LogConfig, Entry, EntryType, RecordBlock, encode_entry, decode_entry,
 encode_batch, decode_batch, EncodedBatch,
 the FileSystem seam (OsFileSystem, MemoryFileSystem) and the errors. No asyncio, grpc,
 socket or time in this package; only fs.OsFileSystem touches `os`.
@@ -8,7 +8,7 @@ socket or time in this package; only fs.OsFileSystem touches `os`.
 
 from .batch import EncodedBatch, decode_batch, encode_batch
 from .config import LogConfig
-from .entry import Entry, EntryType
+from .entry import Entry, EntryType, RecordBlock
 from .errors import (
     CorruptLog,
     FsyncFailed,
@@ -47,6 +47,7 @@ __all__ = [
     "OffsetOutOfRange",
     "OffsetTruncated",
     "OsFileSystem",
+    "RecordBlock",
     "decode_batch",
     "decode_entry",
     "encode_batch",

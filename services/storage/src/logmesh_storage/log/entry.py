@@ -6,6 +6,7 @@ The log *is* the Raft log (DESIGN §3), so an entry carries its Raft coordinates
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -79,3 +80,25 @@ def make_entry(  # noqa: PLR0917 (the positional order of Entry itself)
     _set_timestamp_ms(entry, timestamp_ms)
     _set_payload(entry, payload)
     return entry
+
+
+@dataclass(frozen=True, slots=True)
+class RecordBlock:
+    """Consecutive DATA records as columns (the consumers' read path, Log.read_records):
+    record k has offset offsets[k], term terms[k], append time timestamps_ms[k] and value
+    payloads[k]. No Entry per record: a consumer reading back a large log builds one
+    protobuf per record straight from these."""
+
+    offsets: Sequence[int]
+    terms: Sequence[int]
+    timestamps_ms: Sequence[int]
+    payloads: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the last record (the first record's offset when empty is not
+        defined: callers check len first)."""
+        return self.offsets[-1] + 1

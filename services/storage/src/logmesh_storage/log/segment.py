@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+from collections.abc import Sequence
 from itertools import accumulate
 
 from .batch import EncodedBatch
-from .entry import Entry, EntryType
+from .entry import Entry, EntryType, RecordBlock
 from .errors import CorruptLog
 from .fs import File, FileSystem
 from .index import SegmentIndex
@@ -25,6 +26,7 @@ from .store import (
     SegmentHeader,
     check_frame,
     decode_frames,
+    frame_payloads,
     next_frame_position,
 )
 
@@ -271,3 +273,32 @@ class Segment:
         ):
             raise CorruptLog(self.path, start, "the frames hold other indices than the index says")
         return decoded
+
+    def read_records(self, lo: int, hi: int) -> RecordBlock:
+        """The DATA entries among index positions [lo, hi) of this segment as columns: the
+        values read and CRC-checked, the rest from the index (whose offsets each frame must
+        match)."""
+        index = self.index
+        start = index.positions[lo]
+        end = index.positions[hi - 1] + index.frame_sizes[hi - 1]
+        buf = self.store.pread(start, end - start)
+        if len(buf) != end - start:
+            raise CorruptLog(self.path, start + len(buf), "the file ends inside a frame on read")
+        columns: tuple[Sequence[int], ...] = (
+            index.positions[lo:hi],
+            index.frame_sizes[lo:hi],
+            index.offsets[lo:hi],
+            index.terms[lo:hi],
+            index.timestamps[lo:hi],
+        )
+        types = index.types[lo:hi]
+        if types.count(_DATA) != hi - lo:  # control entries take no offset: leave them out
+            keep = [k for k, t in enumerate(types) if t == _DATA]
+            columns = tuple([column[k] for k in keep] for column in columns)
+        positions, sizes, offsets, terms, timestamps = columns
+        payloads = frame_payloads(buf, start, positions, sizes, offsets)
+        if isinstance(payloads, int):
+            raise CorruptLog(
+                self.path, payloads, "the frame checksum or offset does not match on read"
+            )
+        return RecordBlock(offsets, terms, timestamps, payloads)

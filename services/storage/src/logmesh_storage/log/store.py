@@ -10,6 +10,7 @@ network. No file access here: callers pass buffers.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -21,6 +22,7 @@ _CRC = struct.Struct("<I")
 _PREFIX = struct.Struct("<II")  # crc, length
 _BODY_HEAD = struct.Struct("<IQQQqB")  # length, index, term, offset, timestamp_ms, type
 _FRAME_HEAD = struct.Struct("<IIQQQqB")  # crc + _BODY_HEAD, for decoding in one call
+_CRC_AND_OFFSET = struct.Struct("<I20xQ")  # crc, and the offset 24 bytes into the frame
 _ENTRY_HEADER_BYTES = _BODY_HEAD.size - 4  # what `length` counts besides the payload
 FRAME_PREFIX_BYTES = _PREFIX.size
 FRAME_HEADER_BYTES = _FRAME_HEAD.size
@@ -132,6 +134,32 @@ def decode_frames(buf: bytes, count: int) -> list[Entry] | tuple[int, Damage]:
         entries.append(make_entry(index, term, _ENTRY_TYPES[type_], offset, timestamp_ms, payload))
         at = end
     return entries
+
+
+def frame_payloads(
+    buf: bytes,
+    base: int,
+    positions: Sequence[int],
+    sizes: Sequence[int],
+    offsets: Sequence[int],
+) -> list[bytes] | int:
+    """The payloads of the frames at file `positions` with `sizes` in `buf` (the file's bytes
+    from position `base`), each CRC-checked and holding the offset `offsets` says, or the
+    file position of the first that is not. The consumers' read path: the index supplies the
+    rest of each frame's header, so a record costs one unpack, one checksum and one slice."""
+    payloads: list[bytes] = []
+    append = payloads.append
+    value = google_crc32c.value
+    unpack = _CRC_AND_OFFSET.unpack_from
+    payload_at = FRAME_HEADER_BYTES
+    for position, size, offset in zip(positions, sizes, offsets, strict=True):
+        at = position - base
+        end = at + size
+        crc, frame_offset = unpack(buf, at)
+        if value(buf[at + 4 : end]) != crc or frame_offset != offset:
+            return position
+        append(buf[at + payload_at : end])
+    return payloads
 
 
 def decode_entry(frame: bytes) -> Entry:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import cast
 
 from ..log.config import LogConfig
-from ..log.entry import Entry
+from ..log.entry import Entry, RecordBlock
 from ..log.errors import IndexCompacted, IndexOutOfRange
 from ..log.fs import OsFileSystem
 from ..log.log import Log
@@ -270,6 +270,11 @@ class LogRaftStorage:
         Raises the engine's OffsetOutOfRange / OffsetTruncated."""
         with self._lock:
             return self._log.read_from_offset(offset, max_records, max_index)
+
+    def read_record_block(self, offset: int, max_records: int, max_index: int) -> RecordBlock:
+        """read_records as columns (the consumers' path: no Entry per record)."""
+        with self._lock:
+            return self._log.read_records(offset, max_records, max_index)
 
     def first_offset(self) -> int:
         """The first retained record offset: the base's next offset (no lock needed)."""
