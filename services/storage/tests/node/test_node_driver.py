@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from logmesh_storage.log.config import LogConfig
 from logmesh_storage.log.entry import Entry, EntryType
-from logmesh_storage.node.driver import Driver, _Waiter
+from logmesh_storage.node.driver import INLINE_PERSIST_IDLE_S, Driver, _Waiter
 from logmesh_storage.node.peers import PeerTable
 from logmesh_storage.node.raft_storage import LogRaftStorage
 from logmesh_storage.raft.config import RaftConfig
@@ -39,9 +40,11 @@ class NoPeers:
 
 class CountingStorage(LogRaftStorage):
     saves = 0
+    threads: list[str] = []
 
     def save(self, *args: Any) -> None:
         type(self).saves += 1
+        type(self).threads.append(threading.current_thread().name)
         super().save(*args)
 
 
@@ -102,6 +105,23 @@ def test_concurrent_proposals_share_fsyncs(tmp_path: Path) -> None:
         offsets = await asyncio.gather(*(driver.propose([b"%d" % i]) for i in range(200)))
         assert sorted(offsets) == list(range(200))
         assert CountingStorage.saves - saves_before < 100  # group commit: far fewer than 200
+
+    run(tmp_path, body)
+
+
+def test_an_idle_node_writes_a_lone_proposal_on_the_loop_a_busy_one_in_the_writer(
+    tmp_path: Path,
+) -> None:
+    async def body(driver: Driver) -> None:
+        await until_leader(driver)
+        await asyncio.sleep(INLINE_PERSIST_IDLE_S * 2)  # idle: what the rule measures is time
+        CountingStorage.threads.clear()
+        assert await driver.propose([b"lone"]) == 0
+        assert CountingStorage.threads == [threading.current_thread().name]
+        CountingStorage.threads.clear()
+        offsets = await asyncio.gather(*(driver.propose([b"%d" % i]) for i in range(100)))
+        assert sorted(offsets) == list(range(1, 101))
+        assert any(name.startswith("raft-writer") for name in CountingStorage.threads)
 
     run(tmp_path, body)
 
