@@ -116,6 +116,23 @@ def test_produce_batch_gets_consecutive_offsets(storage_cluster: StorageCluster)
     records = consume_from(stub, reply.first_offset, 20)
     assert [r.value for r in records] == values
     assert [r.offset for r in records] == list(range(reply.first_offset, reply.first_offset + 20))
+    # A batch is one Raft entry; its records are still read one by one at their offsets.
+    middle = reply.first_offset + 7
+    assert [r.value for r in consume_from(stub, middle, 13)] == values[7:]
+    single = stub.Consume(pb.ConsumeRequest(offset=middle), timeout=CALL_DEADLINE_S).record
+    assert (single.offset, single.value) == (middle, values[7])
+
+
+def test_empty_or_oversized_batch_is_invalid_argument(storage_cluster: StorageCluster) -> None:
+    stub = log_stub(storage_cluster, storage_cluster.leader())
+    for records, why in [
+        ([], "a batch holds 1 to 10000 records, this one 0: split it"),
+        ([pb.Record(value=b"x" * (1 << 20))] * 17, "at most 16777216 bytes of values"),
+    ]:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ProduceBatch(pb.ProduceBatchRequest(records=records), timeout=CALL_DEADLINE_S)
+        assert rpc_error(caught.value).code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert why in (rpc_error(caught.value).details() or "")
 
 
 def test_batched_consume_packs_many_records_per_message(storage_cluster: StorageCluster) -> None:

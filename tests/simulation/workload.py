@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from logmesh_storage.log.entry import encode_records
 from logmesh_storage.raft.errors import RaftError
 from logmesh_storage.raft.node import RaftNode
 from logmesh_storage.raft.types import ConfChange, ConfChangeType
@@ -97,9 +98,17 @@ class Workload:
             self._next_token() for _ in range(self._rng.randint(1, self._options.batch_max))
         ]
         term = leader.term
-        first, last = leader.propose(payloads, timestamp_ms=self._cluster.now_tick * 10)
-        assert last - first + 1 == len(payloads)
+        timestamp_ms = self._cluster.now_tick * 10
         node = self._cluster.nodes[leader.node_id]
+        if len(payloads) > 1 and self._rng.random() < 0.5:  # one RECORDS entry, as a batch
+            index = leader.propose_records(payloads, timestamp_ms=timestamp_ms)
+            self._cluster.checker.on_propose(
+                Proposal(leader.node_id, node.life, term, index, encode_records(payloads))
+            )
+            self.stats.proposed += len(payloads)
+            return
+        first, last = leader.propose(payloads, timestamp_ms=timestamp_ms)
+        assert last - first + 1 == len(payloads)
         for index, payload in zip(range(first, last + 1), payloads, strict=True):
             self._cluster.checker.on_propose(
                 Proposal(leader.node_id, node.life, term, index, payload)

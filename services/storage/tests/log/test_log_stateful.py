@@ -29,13 +29,16 @@ from logmesh_storage.log import (
     OffsetTruncated,
     RecordBlock,
 )
+from logmesh_storage.log.entry import decode_records, encode_records
 
 DIRECTORY = "/data/log"
 CONFIG = LogConfig(segment_bytes_max=300, retention_bytes_max=900, retention_age_ms_max=50)
 
 batch_specs = st.lists(
     st.tuples(
-        st.sampled_from([EntryType.DATA, EntryType.DATA, EntryType.NOOP, EntryType.CONFIG]),
+        st.sampled_from(
+            [EntryType.DATA, EntryType.DATA, EntryType.RECORDS, EntryType.NOOP, EntryType.CONFIG]
+        ),
         st.integers(0, 40),
     ),
     min_size=1,
@@ -73,7 +76,13 @@ class LogMachine(RuleBasedStateMachine):
         term = self.term + (1 if term_bump else 0)
         batch, index, offset = [], self.last_index + 1, self.next_offset
         for type_, size in spec:
-            payload = b"" if type_ is EntryType.NOOP else self.rng.randbytes(size)
+            if type_ is EntryType.RECORDS:  # 1-5 records of up to `size` bytes
+                values = [
+                    self.rng.randbytes(self.rng.randint(0, size)) for _ in range(size % 5 + 1)
+                ]
+                payload = encode_records(values)
+            else:
+                payload = b"" if type_ is EntryType.NOOP else self.rng.randbytes(size)
             entry = Entry(index, term, type_, offset, self.now_ms, payload)
             batch.append(entry)
             index, offset = index + 1, entry.next_offset
@@ -222,7 +231,7 @@ class LogMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def read_by_offset(self, data: st.DataObject) -> None:
-        records = [e for e in self.model if e.type is EntryType.DATA]
+        records = [r for e in self.model for r in as_records(e)]
         first_offset = self.base.next_offset
         offset = data.draw(st.integers(max(0, first_offset - 2), self.next_offset + 2))
         if offset < first_offset:
@@ -298,3 +307,15 @@ def columns(block: RecordBlock) -> tuple[list[int], list[int], list[int], list[b
         list(block.timestamps_ms),
         list(block.payloads),
     )
+
+
+def as_records(entry: Entry) -> list[Entry]:
+    """The records of a model entry as the log reads them back: DATA entries."""
+    if entry.type is EntryType.DATA:
+        return [entry]
+    if entry.type is not EntryType.RECORDS:
+        return []
+    return [
+        Entry(entry.index, entry.term, EntryType.DATA, entry.offset + k, entry.timestamp_ms, v)
+        for k, v in enumerate(decode_records(entry.payload))
+    ]

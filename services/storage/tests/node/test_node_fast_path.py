@@ -1,5 +1,4 @@
-"""The node's fast paths: a follower persists small appends on the loop (a leader never
-does), `state` wakes its waiters only on a change, the peer table's version moves only on a
+"""The node's fast paths: `state` wakes its waiters only on a change, the peer table's version moves only on a
 change (so the transport may cache its headers), received frames decode in one pass, and the
 frames shipped or received are the bytes the log writes."""
 
@@ -14,7 +13,7 @@ import google_crc32c
 import pytest
 from logmesh_storage.log.batch import encode_batch
 from logmesh_storage.log.config import LogConfig
-from logmesh_storage.log.entry import Entry, EntryType
+from logmesh_storage.log.entry import Entry, EntryType, encode_records
 from logmesh_storage.log.store import FrameDamaged, encode_entry
 from logmesh_storage.node.codec import decode_entries
 from logmesh_storage.node.driver import Driver
@@ -85,6 +84,7 @@ def test_received_frames_decode_in_one_pass_to_the_same_entries() -> None:
         Entry(5, 2, EntryType.DATA, 7, 10, b"a"),
         Entry(6, 2, EntryType.NOOP, 8, 10, b""),
         Entry(7, 3, EntryType.DATA, 8, 11, b"bc"),
+        Entry(8, 3, EntryType.RECORDS, 9, 12, encode_records([b"d", b"ef"])),
     )
     assert decode_entries(_frames(*entries)) == entries
     assert decode_entries([]) == ()
@@ -104,6 +104,11 @@ def test_received_frames_with_extra_bytes_or_impossible_entries_are_refused() ->
     noop_with_payload[:4] = crc.to_bytes(4, "little")
     with pytest.raises(FrameDamaged, match="impossible entry"):
         decode_entries([bytes(noop_with_payload)])
+    noop_with_payload[40] = int(EntryType.RECORDS)  # b"a" is no RECORDS payload
+    crc = google_crc32c.value(bytes(noop_with_payload[4:]))
+    noop_with_payload[:4] = crc.to_bytes(4, "little")
+    with pytest.raises(FrameDamaged, match="bad RECORDS entry"):
+        decode_entries([bytes(noop_with_payload)])
 
 
 def test_received_frames_that_skip_an_index_or_go_back_in_term_are_refused() -> None:
@@ -122,6 +127,7 @@ def test_frames_shipped_or_received_are_written_as_the_log_would_encode_them() -
         Entry(5, 2, EntryType.DATA, 7, 10, b"a"),
         Entry(6, 2, EntryType.CONFIG, 8, 10, b"{}"),
         Entry(7, 3, EntryType.DATA, 8, 11, b"bc"),
+        Entry(8, 3, EntryType.RECORDS, 9, 12, encode_records([b"d", b"ef"])),
     ]
     cache = FrameCache()
     received = decode_entries(_frames(*entries), cache)  # a follower's view

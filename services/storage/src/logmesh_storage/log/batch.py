@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import google_crc32c
 
-from .entry import Entry, EntryType
+from .entry import Entry, record_count
 from .errors import NotContiguous
 from .store import (
     _BODY_HEAD,
@@ -38,6 +38,7 @@ class EncodedBatch:
     offsets: list[int]
     timestamps: list[int]
     types: list[int]
+    counts: list[int]  # client records per entry (Entry.record_count)
 
     def __len__(self) -> int:
         return len(self.frame_sizes)
@@ -52,7 +53,6 @@ def encode_batch(entries: Sequence[Entry]) -> EncodedBatch:
     Raises NotContiguous when the entries do not follow each other."""
     first = entries[0]
     index, term, offset = first.index - 1, first.term, first.offset
-    data_type = EntryType.DATA
     parts: list[bytes] = []
     add_part = parts.append
     pack_head, pack_crc = _BODY_HEAD.pack, _CRC.pack
@@ -62,12 +62,14 @@ def encode_batch(entries: Sequence[Entry]) -> EncodedBatch:
     offsets: list[int] = []
     timestamps: list[int] = []
     types: list[int] = []
+    counts: list[int] = []
     for entry in entries:
         if entry.index != index + 1 or entry.term < term or entry.offset != offset:
             _reject(_why(entry, index, term, offset))
         index, term = entry.index, entry.term
-        offset += entry.type is data_type
         payload = entry.payload
+        count = record_count(entry.type, payload)
+        offset += count
         body_head = pack_head(
             _ENTRY_HEADER_BYTES + len(payload),
             entry.index,
@@ -84,8 +86,9 @@ def encode_batch(entries: Sequence[Entry]) -> EncodedBatch:
         offsets.append(entry.offset)
         timestamps.append(entry.timestamp_ms)
         types.append(entry.type)
+        counts.append(count)
     data = b"".join(parts)
-    return EncodedBatch(data, first.index, frame_sizes, terms, offsets, timestamps, types)
+    return EncodedBatch(data, first.index, frame_sizes, terms, offsets, timestamps, types, counts)
 
 
 def _why(entry: Entry, index: int, term: int, offset: int) -> str:
@@ -100,7 +103,7 @@ def decode_batch(data: bytes) -> EncodedBatch:
     """Check received frames (CRC, contiguity) and index them without re-encoding.
     Raises FrameDamaged or NotContiguous, saying why."""
     at = 0
-    frame_sizes, terms, offsets, timestamps, types = [], [], [], [], []
+    frame_sizes, terms, offsets, timestamps, types, counts = [], [], [], [], [], []
     first_index = index = offset = term = -1
     while at < len(data):
         meta = check_frame(data, at)
@@ -111,13 +114,14 @@ def decode_batch(data: bytes) -> EncodedBatch:
         if meta.index != index + 1 or meta.term < term or meta.offset != offset:
             _reject(f"frame at byte {at} does not continue the batch (index {meta.index})")
         index, term = meta.index, meta.term
-        offset += meta.type == EntryType.DATA
+        offset += meta.count
         frame_sizes.append(meta.frame_bytes)
         terms.append(meta.term)
         offsets.append(meta.offset)
         timestamps.append(meta.timestamp_ms)
         types.append(meta.type)
+        counts.append(meta.count)
         at += meta.frame_bytes
     if first_index < 0:
         raise FrameDamaged("an empty batch holds no frame")
-    return EncodedBatch(data, first_index, frame_sizes, terms, offsets, timestamps, types)
+    return EncodedBatch(data, first_index, frame_sizes, terms, offsets, timestamps, types, counts)

@@ -18,14 +18,13 @@ import google_crc32c
 from .entry import EntryType
 from .store import FrameMeta
 
-INDEX_MAGIC = b"LMIDXv01"
+INDEX_MAGIC = b"LMIDXv02"  # v02 added the counts column (a v01 cache is rebuilt)
 _HEADER = struct.Struct("<8sQQ")  # magic, base_index, count
 _CRC = struct.Struct("<I")
 # Column element sizes, in file order: positions, frame sizes, terms, offsets,
-# timestamps, types.
-_COLUMN_CODES = ("Q", "I", "Q", "Q", "q", "B")
+# timestamps, types, record counts.
+_COLUMN_CODES = ("Q", "I", "Q", "Q", "q", "B", "I")
 _RECORD_BYTES = sum(array(code).itemsize for code in _COLUMN_CODES)
-_DATA = int(EntryType.DATA)
 _CONFIG = int(EntryType.CONFIG)
 
 
@@ -40,6 +39,7 @@ class SegmentIndex:
         self.offsets = array("Q")
         self.timestamps = array("q")
         self.types = array("B")
+        self.counts = array("I")  # client records per entry: 1 DATA, n RECORDS, 0 control
         self.config_indices: list[int] = []
 
     def __len__(self) -> int:
@@ -53,6 +53,7 @@ class SegmentIndex:
             self.offsets,
             self.timestamps,
             self.types,
+            self.counts,
         )
 
     def add(self, meta: FrameMeta) -> None:
@@ -62,6 +63,7 @@ class SegmentIndex:
         self.offsets.append(meta.offset)
         self.timestamps.append(meta.timestamp_ms)
         self.types.append(meta.type)
+        self.counts.append(meta.count)
         if meta.type == _CONFIG:
             self.config_indices.append(meta.index)
 
@@ -79,20 +81,20 @@ class SegmentIndex:
             return None
         return self.positions[-1] + self.frame_sizes[-1]
 
-    def find_data_offset(self, offset: int) -> int | None:
-        """The position in this index of the DATA entry with `offset`, by bisection.
+    def find_offset(self, offset: int) -> int | None:
+        """The position in this index of the entry holding record `offset`, by bisection.
 
-        Control entries store the offset the next data entry gets, so entries with
-        offset == o are zero or more control entries followed by DATA(o): the last one.
-        """
+        Control entries store the offset the next record will get, so the entries with
+        offset <= o end with the one holding o, if this segment has it: the last one."""
         i = bisect.bisect_right(self.offsets, offset) - 1
-        if i < 0 or self.offsets[i] != offset or self.types[i] != _DATA:
+        if i < 0 or offset >= self.offsets[i] + self.counts[i]:
             return None
         return i
 
     def first_at_or_after_offset(self, offset: int) -> int:
-        """The position of the first entry whose offset is >= `offset`."""
-        return bisect.bisect_left(self.offsets, offset)
+        """The position of the first entry holding a record at `offset` or later."""
+        i = self.find_offset(offset)
+        return bisect.bisect_left(self.offsets, offset) if i is None else i
 
     def encode(self) -> bytes:
         """The cache file's bytes: header, columns, CRC32C of everything before."""

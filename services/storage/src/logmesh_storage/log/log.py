@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .batch import EncodedBatch, encode_batch
 from .config import LogConfig
-from .entry import Entry, EntryType, RecordBlock
+from .entry import Entry, EntryType, RecordBlock, decode_records, make_entry
 from .errors import (
     FsyncFailed,
     IndexCompacted,
@@ -358,23 +358,25 @@ class Log:
             raise OffsetOutOfRange(offset, self.next_offset)
 
     def _segment_of_offset(self, offset: int) -> Segment:
-        # The last segment whose base offset is <= offset holds DATA(offset): a segment
+        # The last segment whose base offset is <= offset holds record `offset`: a segment
         # of control entries only shares its base offset with the one after it.
         key = lambda s: s.header.base_offset  # noqa: E731
         k = bisect.bisect_right(self._segments, offset, key=key) - 1
         return self._segments[k]
 
     def read_offset(self, offset: int) -> Entry:
-        """The DATA entry holding record `offset`."""
+        """Record `offset` as a DATA entry: a record of a RECORDS entry comes as one with
+        that entry's index, term and timestamp."""
         self._check_offset(offset)
         segment = self._segment_of_offset(offset)
-        local = segment.index.find_data_offset(offset)
+        local = segment.index.find_offset(offset)
         assert local is not None, f"offset {offset} is in range but not in {segment.path}"
-        return segment.read(local, local + 1)[0]
+        return _records_of(segment.read(local, local + 1)[0], offset, 1)[0]
 
     def read_from_offset(self, offset: int, max_records: int, max_index: int) -> list[Entry]:
-        """DATA entries with offset >= `offset`, in order, at most max_records, only those
-        with index <= max_index. Empty at the end of the log."""
+        """Records from `offset` on, in order, at most max_records, only from entries with
+        index <= max_index, each as a DATA entry (see read_offset). Empty at the end of the
+        log."""
         if offset == self.next_offset and not self._closed:
             return []
         self._check_offset(offset)
@@ -383,8 +385,12 @@ class Log:
         hi = min(max_index, self.last_index) + 1
         records: list[Entry] = []
         while index < hi and len(records) < max_records:
-            chunk = self.entries(index, min(hi, index + max_records - len(records)))
-            records += [e for e in chunk if e.type is EntryType.DATA]
+            # Up to the entry holding the last record wanted (RECORDS entries hold many).
+            segment = self._segment_of(index)
+            last_wanted = segment.index.first_at_or_after_offset(offset + max_records - 1)
+            chunk = self.entries(index, min(hi, segment.base_index + last_wanted + 1))
+            for entry in chunk:
+                records += _records_of(entry, offset, max_records - len(records))
             index = chunk[-1].index + 1
         return records
 
@@ -402,8 +408,10 @@ class Log:
         while index < hi and count < max_records:
             segment = self._segment_of(index)
             first = index - segment.base_index
-            last = min(hi - segment.base_index, len(segment.index), first + max_records - count)
-            block = segment.read_records(first, last)
+            # Up to the entry holding the last record wanted (RECORDS entries hold many).
+            last_wanted = segment.index.first_at_or_after_offset(offset + max_records - 1)
+            last = min(hi - segment.base_index, len(segment.index), last_wanted + 1)
+            block = segment.read_records(first, last, offset, max_records - count)
             if len(block):
                 blocks.append(block)
                 count += len(block)
@@ -416,6 +424,21 @@ class Log:
             [t for b in blocks for t in b.timestamps_ms],
             [p for b in blocks for p in b.payloads],
         )
+
+
+def _records_of(entry: Entry, from_offset: int, limit: int) -> list[Entry]:
+    """The records of `entry` at `from_offset` or later, at most `limit`, as DATA entries."""
+    if entry.type is EntryType.DATA:
+        return [entry] if entry.offset >= from_offset and limit > 0 else []
+    if entry.type is not EntryType.RECORDS:
+        return []
+    skip = max(0, from_offset - entry.offset)
+    values = decode_records(entry.payload, skip, skip + limit)
+    index, term, timestamp_ms = entry.index, entry.term, entry.timestamp_ms
+    return [
+        make_entry(index, term, EntryType.DATA, entry.offset + skip + k, timestamp_ms, value)
+        for k, value in enumerate(values)
+    ]
 
 
 _EMPTY_BLOCK = RecordBlock([], [], [], [])

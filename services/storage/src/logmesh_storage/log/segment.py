@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+from array import array
 from collections.abc import Sequence
 from itertools import accumulate
 
 from .batch import EncodedBatch
-from .entry import Entry, EntryType, RecordBlock
+from .entry import Entry, EntryType, RecordBlock, decode_records
 from .errors import CorruptLog
 from .fs import File, FileSystem
 from .index import SegmentIndex
@@ -34,6 +35,8 @@ SEGMENT_SUFFIX = ".seg"
 INDEX_SUFFIX = ".idx"
 TMP_SUFFIX = ".tmp"
 _DATA = int(EntryType.DATA)
+_RECORDS = int(EntryType.RECORDS)
+_HOLDS_RECORDS = frozenset((_DATA, _RECORDS))
 _CONFIG = int(EntryType.CONFIG)
 
 
@@ -72,7 +75,7 @@ class Segment:
     def next_offset(self) -> int:
         if not len(self.index):
             return self.header.base_offset
-        return self.index.offsets[-1] + (1 if self.index.types[-1] == _DATA else 0)
+        return self.index.offsets[-1] + self.index.counts[-1]
 
     @property
     def last_term(self) -> int:
@@ -160,6 +163,7 @@ class Segment:
                     meta.offset,
                     meta.timestamp_ms,
                     meta.type,
+                    meta.count,
                 )
             )
             at += meta.frame_bytes
@@ -205,6 +209,7 @@ class Segment:
         index.offsets.extend(batch.offsets)
         index.timestamps.extend(batch.timestamps)
         index.types.extend(batch.types)
+        index.counts.extend(batch.counts)
         if _CONFIG in batch.types:
             index.config_indices += [
                 batch.first_index + i for i, t in enumerate(batch.types) if t == _CONFIG
@@ -274,10 +279,10 @@ class Segment:
             raise CorruptLog(self.path, start, "the frames hold other indices than the index says")
         return decoded
 
-    def read_records(self, lo: int, hi: int) -> RecordBlock:
-        """The DATA entries among index positions [lo, hi) of this segment as columns: the
-        values read and CRC-checked, the rest from the index (whose offsets each frame must
-        match)."""
+    def read_records(self, lo: int, hi: int, from_offset: int, limit: int) -> RecordBlock:
+        """The records of the entries at index positions [lo, hi) of this segment at
+        `from_offset` or later, at most `limit`, as columns: the values read and
+        CRC-checked, the rest from the index (whose offsets each frame must match)."""
         index = self.index
         start = index.positions[lo]
         end = index.positions[hi - 1] + index.frame_sizes[hi - 1]
@@ -292,13 +297,47 @@ class Segment:
             index.timestamps[lo:hi],
         )
         types = index.types[lo:hi]
-        if types.count(_DATA) != hi - lo:  # control entries take no offset: leave them out
-            keep = [k for k, t in enumerate(types) if t == _DATA]
+        if types.count(_DATA) != hi - lo:  # control entries hold no record: leave them out
+            keep = [k for k, t in enumerate(types) if t in _HOLDS_RECORDS]
             columns = tuple([column[k] for k in keep] for column in columns)
+            types = array("B", [types[k] for k in keep])
         positions, sizes, offsets, terms, timestamps = columns
         payloads = frame_payloads(buf, start, positions, sizes, offsets)
         if isinstance(payloads, int):
             raise CorruptLog(
                 self.path, payloads, "the frame checksum or offset does not match on read"
             )
+        if _RECORDS in types:
+            columns = (types, offsets, terms, timestamps)
+            return _unpack_records(columns, payloads, from_offset, limit)
+        if len(payloads) > limit:  # a DATA entry is one record from its offset on
+            return RecordBlock(offsets[:limit], terms[:limit], timestamps[:limit], payloads[:limit])
         return RecordBlock(offsets, terms, timestamps, payloads)
+
+
+def _unpack_records(
+    columns: tuple[Sequence[int], ...], payloads: list[bytes], from_offset: int, limit: int
+) -> RecordBlock:
+    """One column entry per record: the records of RECORDS entries side by side with the
+    DATA entries, those below from_offset left out, at most `limit`. `columns` are the
+    entries' types, offsets, terms and timestamps."""
+    out_offsets: list[int] = []
+    out_terms: list[int] = []
+    out_timestamps: list[int] = []
+    out_payloads: list[bytes] = []
+    for type_, offset, term, timestamp_ms, payload in zip(*columns, payloads, strict=True):
+        room = limit - len(out_payloads)
+        if room <= 0:
+            break
+        if type_ == _DATA:
+            values = [payload] if offset >= from_offset else []
+            skip = 0
+        else:
+            skip = max(0, from_offset - offset)
+            values = decode_records(payload, skip, skip + room)
+        count = len(values)
+        out_offsets += range(offset + skip, offset + skip + count)
+        out_terms += [term] * count
+        out_timestamps += [timestamp_ms] * count
+        out_payloads += values
+    return RecordBlock(out_offsets, out_terms, out_timestamps, out_payloads)

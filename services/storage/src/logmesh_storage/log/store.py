@@ -16,7 +16,13 @@ from enum import Enum
 
 import google_crc32c
 
-from .entry import Entry, EntryType, make_entry
+from .entry import (
+    Entry,
+    EntryType,
+    make_entry,
+    record_count,
+    records_damage,
+)
 
 _CRC = struct.Struct("<I")
 _PREFIX = struct.Struct("<II")  # crc, length
@@ -29,6 +35,7 @@ FRAME_HEADER_BYTES = _FRAME_HEAD.size
 # A sanity limit: a length above it is garbage, not a frame.
 FRAME_BODY_BYTES_MAX = 64 * 1024 * 1024
 _ENTRY_TYPES = tuple(sorted(EntryType, key=int))
+_RECORDS = int(EntryType.RECORDS)
 
 SEGMENT_MAGIC = b"LMSEGv01"
 SEGMENT_FORMAT_VERSION = 1
@@ -68,6 +75,7 @@ class Damage(Enum):
     BAD_LENGTH = "the frame length is impossible"
     BAD_CRC = "the frame checksum does not match"
     BAD_TYPE = "the frame has a valid checksum but an unknown entry type"
+    BAD_RECORDS = "the frame has a valid checksum but its records do not add up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,7 @@ class FrameMeta:
     offset: int
     timestamp_ms: int
     type: int
+    count: int  # client records in the entry (Entry.record_count)
 
 
 def check_frame(buf: bytes, position: int) -> FrameMeta | Damage:
@@ -97,7 +106,12 @@ def check_frame(buf: bytes, position: int) -> FrameMeta | Damage:
         return Damage.BAD_CRC
     if type_ >= len(_ENTRY_TYPES):
         return Damage.BAD_TYPE
-    return FrameMeta(position, end - position, index, term, offset, timestamp_ms, type_)
+    if type_ == _RECORDS and records_damage(buf[position + FRAME_HEADER_BYTES : end]):
+        return Damage.BAD_RECORDS
+    count = record_count(
+        type_, buf[position + FRAME_HEADER_BYTES : position + FRAME_HEADER_BYTES + 4]
+    )
+    return FrameMeta(position, end - position, index, term, offset, timestamp_ms, type_, count)
 
 
 def next_frame_position(buf: bytes, position: int) -> int | None:
@@ -175,6 +189,8 @@ def decode_entry(frame: bytes) -> Entry:
         raise FrameDamaged(f"not a single log frame: {trailing} trailing bytes")
     if entry.index < 1 or entry.term < 1 or (entry.type is EntryType.NOOP and entry.payload):
         raise FrameDamaged(f"the frame holds an impossible entry: {entry!r}")
+    if entry.type is EntryType.RECORDS and (why := records_damage(entry.payload)):
+        raise FrameDamaged(f"the frame holds a bad RECORDS entry: {why}")
     return entry
 
 

@@ -14,7 +14,7 @@ from operator import attrgetter
 from logmesh._gen.logmesh.v1 import raft_pb2 as pb
 
 from ..log.batch import EncodedBatch, encode_batch
-from ..log.entry import Entry, EntryType
+from ..log.entry import Entry, EntryType, records_damage
 from ..log.store import FRAME_HEADER_BYTES, FrameDamaged, decode_frames
 from ..raft.messages import (
     AppendEntries,
@@ -129,16 +129,24 @@ def decode_frame_block(
     types = list(map(_type, decoded))
     if EntryType.NOOP in types and any(e.payload for e in decoded if e.type is EntryType.NOOP):
         raise FrameDamaged("the frames hold an impossible entry: a NOOP with a payload")
+    if EntryType.RECORDS in types:
+        for entry in decoded:
+            if entry.type is EntryType.RECORDS and (why := records_damage(entry.payload)):
+                raise FrameDamaged(f"the frames hold a bad RECORDS entry: {why}")
     if remember is not None:
         timestamps = list(map(_timestamp_ms, decoded))
         offsets = list(map(_offset, decoded))
-        batch = EncodedBatch(data, first.index, frame_sizes, terms, offsets, timestamps, types)
+        counts = list(map(_record_count, decoded))
+        batch = EncodedBatch(
+            data, first.index, frame_sizes, terms, offsets, timestamps, types, counts
+        )
         remember.put_batch(decoded, batch)
     return tuple(decoded)
 
 
-_index, _term, _offset, _timestamp_ms, _type, _payload = (
-    attrgetter(name) for name in ("index", "term", "offset", "timestamp_ms", "type", "payload")
+_index, _term, _offset, _timestamp_ms, _type, _payload, _record_count = (
+    attrgetter(name)
+    for name in ("index", "term", "offset", "timestamp_ms", "type", "payload", "record_count")
 )
 
 

@@ -80,4 +80,5 @@ def _joined(parts: list[EncodedBatch]) -> EncodedBatch:
         column("offsets"),
         column("timestamps"),
         column("types"),
+        column("counts"),
     )

@@ -42,6 +42,9 @@ READ_RECORDS_MAX = 512
 # ProduceStream: records proposed and not yet answered, per stream (backpressure).
 STREAM_INFLIGHT_MAX = 1024
 BATCH_RECORDS_MAX = 10_000
+# A batch is one Raft entry (RECORDS), shipped whole in one AppendEntries: this keeps it far
+# below tls.MESSAGE_BYTES_MAX.
+BATCH_BYTES_MAX = 16 << 20
 
 
 class LogServicer(log_pb2_grpc.LogServicer):
@@ -72,6 +75,12 @@ class LogServicer(log_pb2_grpc.LogServicer):
                     "records",
                 )
             values = self._values(request.records)
+            if (size := sum(map(len, values))) > BATCH_BYTES_MAX:
+                raise InvalidArgumentError(
+                    f"a batch holds at most {BATCH_BYTES_MAX} bytes of values, this one "
+                    f"{size}: split it",
+                    "records",
+                )
             first = await self._driver.propose(values)
         except LogmeshError as e:
             await abort(context, e)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..log.entry import Entry, EntryType, make_entry
+from ..log.entry import Entry, EntryType, encode_records, make_entry
 from .errors import (
     ConfChangeInProgress,
     InvalidConfChange,
@@ -81,6 +81,19 @@ def propose(node: RaftNode, payloads: Sequence[bytes], timestamp_ms: int) -> tup
     append_entries(node, entries)
     broadcast_append(node)
     return first, entries[-1].index
+
+
+def propose_records(node: RaftNode, values: Sequence[bytes], timestamp_ms: int) -> int:
+    if node.lead_transferee is not None:
+        raise ProposalDropped()
+    index, offset = node.log.last_index() + 1, node.log.next_offset()
+    assert index >= 1 and node.term >= 1 and offset >= 0, (index, node.term, offset)
+    payload = encode_records(values)  # valid by construction: make_entry skips checks
+    append_entries(
+        node, [make_entry(index, node.term, EntryType.RECORDS, offset, timestamp_ms, payload)]
+    )
+    broadcast_append(node)
+    return index
 
 
 def propose_conf_change(node: RaftNode, change: ConfChange, timestamp_ms: int) -> int:

@@ -175,6 +175,14 @@ class RaftNode:
         self._require_leader()
         return leader.propose(self, payloads, timestamp_ms)
 
+    def propose_records(self, values: Sequence[bytes], timestamp_ms: int) -> int:
+        """Append one RECORDS entry holding `values` (the records of one batch: one entry,
+        one frame, one checksum for all of them); its index. Leader only."""
+        if not values:
+            raise ValueError("propose_records needs at least one value")
+        self._require_leader()
+        return leader.propose_records(self, values, timestamp_ms)
+
     def propose_conf_change(self, change: ConfChange, timestamp_ms: int) -> int:
         self._require_leader()
         index = leader.propose_conf_change(self, change, timestamp_ms)
