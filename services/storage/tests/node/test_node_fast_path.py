@@ -1,6 +1,6 @@
-"""The node's fast paths: `state` wakes its waiters only on a change, the peer table's version moves only on a
-change (so the transport may cache its headers), received frames decode in one pass, and the
-frames shipped or received are the bytes the log writes."""
+"""The node's fast paths: `state` wakes its waiters only on a change, the peer table's
+version moves only on a change (so the transport may cache its headers), received frames
+decode in one pass, and the frames shipped or received are the bytes the log writes."""
 
 from __future__ import annotations
 
