@@ -109,7 +109,10 @@ class LogClient:
 
     async def produce_batch(self, values: Sequence[bytes]) -> range:
         """Append records as one unit; the offsets they got, in order."""
-        request = log_pb2.ProduceBatchRequest(records=[log_pb2.Record(value=v) for v in values])
+        request = log_pb2.ProduceBatchRequest()
+        add = request.records.add  # in place: half the cost of Records built, then copied in
+        for value in values:
+            add(value=value)
         response: log_pb2.ProduceBatchResponse = await self._write(
             lambda stub: stub.ProduceBatch(request, timeout=self._deadline_s)
         )
