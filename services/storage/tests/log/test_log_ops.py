@@ -101,6 +101,21 @@ def test_read_from_offset_skips_control_entries_and_respects_commit() -> None:
     assert len(log.read_records(3, 10, 5)) == 0
 
 
+def test_reads_past_trailing_control_entries_end_at_the_log_end() -> None:
+    # Found by the stateful test: the stop of a read landed before its start when control
+    # entries followed the last record.
+    log = Log.open(MemoryFileSystem(), D, LogConfig())
+    log.append(
+        [
+            Entry(1, 1, EntryType.DATA, 0, 0, b"a"),
+            Entry(2, 1, EntryType.NOOP, 1, 0, b""),
+            Entry(3, 1, EntryType.NOOP, 1, 0, b""),
+        ]
+    )
+    assert [e.payload for e in log.read_from_offset(0, 2, 3)] == [b"a"]
+    assert log.read_records(0, 2, 3).payloads == [b"a"]
+
+
 def test_read_records_spans_segments() -> None:
     log = filled(MemoryFileSystem(), LogConfig(segment_bytes_max=100), 5)
     block = log.read_records(2, 13, 100)

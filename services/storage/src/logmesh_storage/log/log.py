@@ -385,14 +385,21 @@ class Log:
         hi = min(max_index, self.last_index) + 1
         records: list[Entry] = []
         while index < hi and len(records) < max_records:
-            # Up to the entry holding the last record wanted (RECORDS entries hold many).
             segment = self._segment_of(index)
-            last_wanted = segment.index.first_at_or_after_offset(offset + max_records - 1)
-            chunk = self.entries(index, min(hi, segment.base_index + last_wanted + 1))
+            stop = self._stop_for(segment, index - segment.base_index, offset + max_records - 1)
+            chunk = self.entries(index, min(hi, segment.base_index + stop))
             for entry in chunk:
                 records += _records_of(entry, offset, max_records - len(records))
             index = chunk[-1].index + 1
         return records
+
+    @staticmethod
+    def _stop_for(segment: Segment, first: int, last_offset: int) -> int:
+        """Where a read from position `first` of `segment` may stop (exclusive): after the
+        entry holding record `last_offset` (RECORDS entries hold many, so reading
+        max_records entries would read far too much), and after `first` at least (control
+        entries before it may share the offsets)."""
+        return max(first, segment.index.first_at_or_after_offset(last_offset)) + 1
 
     def read_records(self, offset: int, max_records: int, max_index: int) -> RecordBlock:
         """What read_from_offset returns, as columns (no Entry per record): the consumers'
@@ -408,9 +415,8 @@ class Log:
         while index < hi and count < max_records:
             segment = self._segment_of(index)
             first = index - segment.base_index
-            # Up to the entry holding the last record wanted (RECORDS entries hold many).
-            last_wanted = segment.index.first_at_or_after_offset(offset + max_records - 1)
-            last = min(hi - segment.base_index, len(segment.index), last_wanted + 1)
+            stop = self._stop_for(segment, first, offset + max_records - 1)
+            last = min(hi - segment.base_index, len(segment.index), stop)
             block = segment.read_records(first, last, offset, max_records - count)
             if len(block):
                 blocks.append(block)
