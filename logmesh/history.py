@@ -12,6 +12,8 @@ totally ordered log:
 - no record whose produce certainly failed, and no record nobody wrote;
 - acknowledgements respect real time: a produce acknowledged before another began has the
   smaller offset;
+- a batch (`History.batch`) is all or nothing: its records are all in the log, at consecutive
+  offsets in order, or none is, whatever its outcome;
 - every node holds the same committed sequence: logs agree where they overlap, and (when
   asked) all end at the same offset;
 - what readers saw during the run (`observed`) is in the final log at the same offsets: only
@@ -64,13 +66,15 @@ def make_value(writer: int, seq: int, size_bytes: int = 0) -> bytes:
 class History:
     """The produce operations of a workload. Thread-safe: many producers may record at once.
 
-    Record a batch as one operation per record (invoke each value, then `ok_batch`)."""
+    Record a batch as one operation per record (invoke each value, then `batch` to say they
+    go together, then `ok_batch` or failed/unknown per value)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._ops: dict[bytes, Operation] = {}
         self._counts = dict.fromkeys(Outcome, 0)
+        self._batches: list[tuple[bytes, ...]] = []
 
     def invoke(self, value: bytes) -> None:
         """Call just before sending the produce of `value` (unique within the history)."""
@@ -78,6 +82,16 @@ class History:
             _require(value not in self._ops, f"value {value!r} recorded twice: use make_value")
             self._ops[value] = Operation(value, Outcome.PENDING, None, self._clock(), None)
             self._counts[Outcome.PENDING] += 1
+
+    def batch(self, values: Sequence[bytes]) -> None:
+        """The invoked `values` are one batch: all of them or none may end up in the log."""
+        with self._lock:
+            _require(all(v in self._ops for v in values), "a batch of values never invoked")
+            self._batches.append(tuple(values))
+
+    def batches(self) -> list[tuple[bytes, ...]]:
+        with self._lock:
+            return list(self._batches)
 
     def ok(self, value: bytes, offset: int) -> None:
         """The produce of `value` was acknowledged at `offset`."""
@@ -153,6 +167,8 @@ class CheckReport:
     failed_present: int = 0
     unexpected: int = 0
     reordered: int = 0
+    batches: int = 0
+    torn_batches: int = 0  # part of a batch in the log: a violation
     observed_records: int = 0  # records readers saw during the run, all checked
     committed_records: int = 0
     node_ranges: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
@@ -171,7 +187,8 @@ class CheckReport:
             f"absent={self.unknown_absent}) failed={self.failed} lost={self.lost} "
             f"duplicated={self.duplicated} misplaced={self.misplaced} "
             f"failed_present={self.failed_present} unexpected={self.unexpected} "
-            f"reordered={self.reordered} observed={self.observed_records} "
+            f"reordered={self.reordered} batches={self.batches} "
+            f"torn_batches={self.torn_batches} observed={self.observed_records} "
             f"committed={self.committed_records} "
             f"nodes={len(self.node_ranges)}"
         )
@@ -223,6 +240,8 @@ def check(
     _check_operations(ops, positions, start_offset, report)
     _check_duplicates_and_foreign(ops, positions, foreign_ok, report)
     _check_real_time_order(ops, report)
+    if isinstance(history, History):
+        _check_batches(history.batches(), positions, start_offset, report)
     _check_observed(observed, committed, report)
     return report
 
@@ -302,6 +321,38 @@ def _check_observed(
                 report.violations.append(
                     f"read not in the final log: {reader.node} saw {value!r} at offset "
                     f"{offset}, the final log holds {held}"
+                )
+
+
+def _check_batches(
+    batches: Sequence[tuple[bytes, ...]],
+    positions: Mapping[bytes, list[int]],
+    start_offset: int,
+    report: CheckReport,
+) -> None:
+    """Each batch is in the log whole, at consecutive offsets in order, or not at all. Only
+    a prefix dropped by retention (the rest starting at start_offset) may be missing."""
+    for values in batches:
+        report.batches += 1
+        offsets = [positions[v][0] if v in positions else None for v in values]
+        present = [o for o in offsets if o is not None]
+        if not present:
+            continue
+        missing = len(values) - len(present)
+        cut_by_retention = present[0] == start_offset and all(o is None for o in offsets[:missing])
+        if missing and not cut_by_retention:
+            report.torn_batches += 1
+            if report.torn_batches <= EXAMPLES_MAX:
+                report.violations.append(
+                    f"torn batch: {len(present)} of the {len(values)} records of the batch "
+                    f"starting {values[0]!r} are in the log"
+                )
+        elif present != list(range(present[0], present[0] + len(present))):
+            report.torn_batches += 1
+            if report.torn_batches <= EXAMPLES_MAX:
+                report.violations.append(
+                    f"torn batch: the batch starting {values[0]!r} is not at consecutive "
+                    f"offsets in order: {present[:10]}"
                 )
 
 

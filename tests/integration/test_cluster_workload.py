@@ -130,6 +130,7 @@ class BatchProducer(Producer):
         values = [self._next_value() for _ in range(BATCH_RECORDS)]
         for value in values:
             self.history.invoke(value)
+        self.history.batch(values)  # all or none of them may be in the log, whatever happens
         request = pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
         try:
             reply = self.stubs[self.target].ProduceBatch(request, timeout=PRODUCE_DEADLINE_S)

@@ -259,6 +259,39 @@ def test_batch_acknowledgement_places_each_record() -> None:
     assert check(history, logs_of([batch[1], batch[0], batch[2]])).misplaced == 2
 
 
+def unknown_batch(history: History, values: Sequence[bytes]) -> None:
+    for value in values:
+        history.invoke(value)
+    history.batch(values)
+    for value in values:
+        history.unknown(value)
+
+
+def test_a_batch_is_in_the_log_whole_or_not_at_all() -> None:
+    history = History(Ticks())
+    whole, absent, torn = ([make_value(w, i) for i in range(3)] for w in (1, 2, 3))
+    for values in (whole, absent, torn):
+        unknown_batch(history, values)
+
+    fine = check(history, logs_of(whole))
+    assert fine.ok and (fine.batches, fine.torn_batches) == (3, 0)
+
+    report = check(history, logs_of([*whole, *torn[:2]]))
+    assert report.torn_batches == 1
+    assert "torn batch: 2 of the 3 records" in report.describe()
+
+    report = check(history, logs_of([*whole, torn[1], torn[0], torn[2]]))
+    assert report.torn_batches == 1 and "not at consecutive offsets in order" in report.describe()
+
+
+def test_a_batch_cut_by_retention_is_not_torn() -> None:
+    history = History(Ticks())
+    values = [make_value(1, i) for i in range(4)]
+    unknown_batch(history, values)
+    assert check(history, logs_of(values[2:], start=2), start_offset=2).ok  # the first 2 dropped
+    assert not check(history, logs_of(values[:2])).ok  # the last ones cannot have been dropped
+
+
 def test_many_violations_are_counted_exactly_and_shown_in_part() -> None:
     history = History(Ticks())
     values = [make_value(0, i) for i in range(20)]

@@ -141,6 +141,7 @@ class Segment:
             and meta.term == cached.terms[i]
             and meta.offset == cached.offsets[i]
             and meta.type == cached.types[i]
+            and meta.count == cached.counts[i]
         )
 
     def _scan_tail(self, is_last: bool) -> None:
