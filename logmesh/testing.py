@@ -263,7 +263,7 @@ class ServiceProcess:
             self._cond.notify_all()
 
     def _note_line(self, line: str) -> None:
-        event = _parse_json_object(line)
+        event = parse_json_line(line)
         with self._cond:
             self._tail = [*self._tail[-(_LOG_TAIL_LINES - 1) :], line]
             self._lines.append(line)
@@ -292,7 +292,8 @@ def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _parse_json_object(line: str) -> dict[str, Any] | None:
+def parse_json_line(line: str) -> dict[str, Any] | None:
+    """The JSON object a log line holds (logmesh.logging's format), or None for other lines."""
     if not line.startswith("{"):
         return None
     try:

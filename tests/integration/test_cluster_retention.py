@@ -82,10 +82,9 @@ def consume_errors(cluster: StorageCluster, node: StorageNode, offset: int) -> l
     return errors
 
 
-def test_follower_behind_retention_catches_up_through_a_snapshot(
-    make_storage_cluster: Callable[..., StorageCluster],
-) -> None:
-    cluster = make_storage_cluster(
+def retention_cluster(make_storage_cluster: Callable[..., StorageCluster]) -> StorageCluster:
+    """Three nodes with small segments and a small size limit, so retention runs soon."""
+    return make_storage_cluster(
         extra_args=[
             "--segment-bytes-max",
             str(SEGMENT_BYTES_MAX),
@@ -93,6 +92,12 @@ def test_follower_behind_retention_catches_up_through_a_snapshot(
             str(RETENTION_BYTES_MAX),
         ]
     )
+
+
+def test_follower_behind_retention_catches_up_through_a_snapshot(
+    make_storage_cluster: Callable[..., StorageCluster],
+) -> None:
+    cluster = retention_cluster(make_storage_cluster)
     history = History()
     produce_batches(cluster, history, batches=4, first=0)
     leader = cluster.leader()
@@ -149,14 +154,7 @@ def test_follower_behind_retention_catches_up_through_a_snapshot(
 def test_retention_keeps_the_log_under_its_size_limit_on_every_node(
     make_storage_cluster: Callable[..., StorageCluster],
 ) -> None:
-    cluster = make_storage_cluster(
-        extra_args=[
-            "--segment-bytes-max",
-            str(SEGMENT_BYTES_MAX),
-            "--retention-bytes-max",
-            str(RETENTION_BYTES_MAX),
-        ]
-    )
+    cluster = retention_cluster(make_storage_cluster)
     history = History()
     produce_batches(cluster, history, batches=40, first=0)  # 2000 records, ~200 KiB of values
     # What is left fits the limit plus the segment being written, which may overshoot its

@@ -31,6 +31,7 @@ from logmesh import tls
 from logmesh._gen.log.v1 import log_pb2, log_pb2_grpc
 from logmesh._gen.logmesh.v1 import admin_pb2, admin_pb2_grpc
 from logmesh.cluster import StorageCluster
+from logmesh.testing import parse_json_line
 
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 15.0
@@ -118,7 +119,7 @@ def _wait_line(log_path: Path, match: Callable[[dict[str, Any]], bool], pid: int
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         for line in log_path.read_text(errors="replace").splitlines():
-            event = _json(line)
+            event = parse_json_line(line)
             if event is not None and match(event):
                 return event
         if not _alive(pid):
@@ -196,16 +197,6 @@ def _signal_group(pid: int, signum: signal.Signals) -> None:
 
 def _is_membership(event: dict[str, Any], voters: list[str]) -> bool:
     return event.get("event") == "membership" and event.get("voters") == voters
-
-
-def _json(line: str) -> dict[str, Any] | None:
-    if not line.startswith("{"):
-        return None
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

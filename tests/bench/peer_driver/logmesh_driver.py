@@ -54,7 +54,7 @@ class LogmeshDriver:
     """Produce, ProduceBatch, ProduceStream and batched ConsumeStream on the leader."""
 
     name = "logmesh"
-    batch_mode = "ProduceBatch with B records (one Raft entry holding the batch, one fsync per batch)"
+    batch_mode = "ProduceBatch of B records: one Raft entry and one fsync per batch"
     read_mode = "ConsumeStream from next_offset-N, max_batch_records=1000, on the leader"
 
     async def open(self, info: dict[str, Any], args: Any) -> None:
