@@ -1,6 +1,7 @@
 """The cluster benchmark (`make bench`): a 3-node logmesh cluster on loopback, one JSON line each.
 
     bench_cluster.py --out bench-results/cluster.jsonl [--tests seq,conc,stream,batch,read]
+                     [--via unary,stream]
 
 The load shape is the peer harness's (`../shared/bench/README.md`), so figures compare:
   seq     2000 single Produce calls of 100 B, one in flight: appends/s, latency percentiles
@@ -8,6 +9,9 @@ The load shape is the peer harness's (`../shared/bench/README.md`), so figures c
   stream  one ProduceStream with up to --stream-window requests unanswered, 100 B, 10 s
   batch   ProduceBatch of 100 x 100 B, 4 in flight, 10 s: records/s
   read    the last 200k records, oldest first, ConsumeStream with max_batch_records=1000
+seq, conc and batch run once per --via: `unary` (one Produce / ProduceBatch call per write) and
+`stream` (each caller keeps its own ProduceStream / ProduceBatchStream, one request in flight);
+each line says which in "via".
 Each line carries the CPU used by this client and by the three nodes (cores, averaged over the
 measurement) and the machine's stolen time: client and servers share this machine's 2 cores.
 The calls go through `peer_driver/logmesh_driver.py`, the driver the peer comparison uses.
@@ -31,7 +35,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peer_driver"))
 
-from logmesh_driver import LogmeshDriver  # a sibling folder, not a package
+from logmesh_driver import (  # a sibling folder, not a package
+    LogmeshDriver,
+    LogmeshStreamDriver,
+)
 
 from logmesh.cluster import StorageCluster
 
@@ -237,34 +244,47 @@ async def t_read(drv: LogmeshDriver, args: argparse.Namespace, meter: CpuMeter) 
 async def run_all(cluster: StorageCluster, args: argparse.Namespace) -> None:
     leader = cluster.leader()
     info = {"leader": leader.address, "certs_dir": str(cluster.certs_dir), "identity": "root"}
-    drv = LogmeshDriver()
-    await drv.open(info, argparse.Namespace(target=None))
+    drivers: dict[str, LogmeshDriver] = {"unary": LogmeshDriver(), "stream": LogmeshStreamDriver()}
+    for drv in drivers.values():
+        await drv.open(info, argparse.Namespace(target=None))
     meter = CpuMeter([pid for n in cluster.nodes if (pid := n.process.pid) is not None])
     common = {"system": "logmesh", "target": leader.address, "nodes": len(cluster.nodes)}
     try:
-        for shape in _shapes(args):
-            result = await shape(drv, args, meter)
-            _emit({"ts": time.strftime("%Y-%m-%dT%H:%M:%S"), **common, **result}, args.out)
+        for shape, vias in _shapes(args):
+            for via in vias:
+                result = await shape(drivers[via], args, meter)
+                record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S"), **common, **result}
+                if len(vias) > 1 or via != "unary":
+                    record["via"] = via
+                _emit(record, args.out)
     finally:
-        await drv.close()
+        for drv in drivers.values():
+            await drv.close()
 
 
 Shape = Callable[[LogmeshDriver, argparse.Namespace, CpuMeter], Awaitable[dict[str, Any]]]
 
 
-def _shapes(args: argparse.Namespace) -> list[Shape]:
-    """The measurements --tests asks for, in order (conc expands to callers x sizes)."""
-    simple: dict[str, Shape] = {"seq": t_seq, "stream": t_stream, "batch": t_batch, "read": t_read}
-    shapes: list[Shape] = []
+def _shapes(args: argparse.Namespace) -> list[tuple[Shape, list[str]]]:
+    """The measurements --tests asks for, in order (conc expands to callers x sizes), each with
+    the drivers to run it with (seq, conc and batch: each of --via)."""
+    vias = [v for v in args.via.split(",") if v]
+    if not vias or set(vias) - {"unary", "stream"}:
+        raise SystemExit(f"--via {args.via!r}: use unary, stream or unary,stream")
+    simple: dict[str, Shape] = {"seq": t_seq, "batch": t_batch}
+    once: dict[str, Shape] = {"stream": t_stream, "read": t_read}
+    shapes: list[tuple[Shape, list[str]]] = []
     for test in args.tests.split(","):
         if test == "conc":
             shapes += [
-                functools.partial(t_conc, callers=callers, size=size)
+                (functools.partial(t_conc, callers=callers, size=size), vias)
                 for size in _ints(args.sizes)
                 for callers in _ints(args.conc)
             ]
         elif test in simple:
-            shapes.append(simple[test])
+            shapes.append((simple[test], vias))
+        elif test in once:
+            shapes.append((once[test], ["unary"]))
         else:
             raise SystemExit(f"unknown test {test!r}: use seq, conc, stream, batch, read")
     return shapes
@@ -286,6 +306,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--out", type=Path, help="append the JSON lines here too")
     p.add_argument("--tests", default="seq,conc,stream,batch,read")
+    p.add_argument(
+        "--via", default="unary,stream", help="how seq, conc and batch write: unary, stream, both"
+    )
     p.add_argument("--window", type=float, default=10.0, help="seconds measured per shape")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--seq-n", type=int, default=2000)

@@ -2,7 +2,9 @@
 # Measures logmesh interleaved with its peers (etcd 3.4, NATS JetStream, ...) in one run of the
 # shared peer harness, with the same load shape and CPU accounting for every system.
 #   tests/bench/run_peer_compare.sh [WORKDIR]     # default: $HOME/.cache/logmesh-peer-bench
-# Environment: SYSTEMS [etcd nats-sync sut], REPS [1], PHYS [0], WINDOW, OUT, ... (run_all.sh's).
+# Environment: SYSTEMS [etcd nats-sync sut], REPS [1], PHYS [0], WINDOW, OUT, ... (run_all.sh's);
+# SUT_DRIVER [logmesh]: `logmesh` writes with one unary call per write (Produce, ProduceBatch),
+# `logmesh-stream` gives each caller its own ProduceStream / ProduceBatchStream.
 # The harness takes drivers only from its own loadgen.py, so this copies the harness to WORKDIR
 # (as ../shared/bench/run-peers.sh does), renames its loadgen.py to loadgen_peers.py, drops in
 # peer_driver/loadgen.py (which registers the `logmesh` driver) and logmesh_driver.py, and
@@ -27,6 +29,6 @@ export SYSTEMS=${SYSTEMS:-"etcd nats-sync sut"}
 export REPS=${REPS:-1}
 export PHYS=${PHYS:-0}
 export SUT_LAUNCHER="$REPO/.venv/bin/python $HERE/peer_driver/launcher.py"
-export SUT_DRIVER=logmesh
-export SUT_LABEL=${SUT_LABEL:-logmesh}
+export SUT_DRIVER=${SUT_DRIVER:-logmesh}  # logmesh-stream: each caller on its own stream
+export SUT_LABEL=${SUT_LABEL:-$SUT_DRIVER}
 exec "$WORK/peers/run_all.sh"

@@ -135,6 +135,64 @@ def test_empty_or_oversized_batch_is_invalid_argument(storage_cluster: StorageCl
         assert why in (rpc_error(caught.value).details() or "")
 
 
+def batch_request(values: list[bytes]) -> pb.ProduceBatchRequest:
+    return pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
+
+
+def test_produce_batch_stream_answers_each_batch_in_order_and_ends_ok(
+    storage_cluster: StorageCluster,
+) -> None:
+    stub = log_stub(storage_cluster, storage_cluster.leader())
+    batches = [[next(_values) for _ in range(size)] for size in (3, 1, 40, 7, 12)]
+    # All requests are sent before the first answer is read: they are in flight together.
+    call = stub.ProduceBatchStream(
+        iter([batch_request(b) for b in batches]), timeout=CALL_DEADLINE_S
+    )
+    replies = list(call)
+    assert call.code() == grpc.StatusCode.OK
+    assert [r.count for r in replies] == [len(b) for b in batches]
+    first = replies[0].first_offset
+    expected_firsts = list(itertools.accumulate((len(b) for b in batches[:-1]), initial=first))
+    assert [r.first_offset for r in replies] == expected_firsts  # dense, in request order
+    flat = [v for b in batches for v in b]
+    assert [r.value for r in consume_from(stub, first, len(flat))] == flat
+
+
+def test_produce_batch_stream_ends_at_a_bad_batch_after_answering_the_earlier_ones(
+    storage_cluster: StorageCluster,
+) -> None:
+    stub = log_stub(storage_cluster, storage_cluster.leader())
+    good = [next(_values) for _ in range(4)]
+    never = [next(_values) for _ in range(2)]
+    call = stub.ProduceBatchStream(
+        iter([batch_request(good), pb.ProduceBatchRequest(), batch_request(never)]),
+        timeout=CALL_DEADLINE_S,
+    )
+    replies = []
+    with pytest.raises(grpc.RpcError) as caught:
+        replies.extend(call)
+    error = rpc_error(caught.value)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "a batch holds 1 to 10000 records, this one 0" in (error.details() or "")
+    assert [(r.count) for r in replies] == [4]
+    assert [r.value for r in consume_from(stub, replies[0].first_offset, 4)] == good
+    # The batch after the bad one was not appended: the next record goes right after `good`.
+    assert produce(stub, next(_values)) == replies[0].first_offset + 4
+
+
+def test_produce_batch_stream_on_follower_fails_not_leader(
+    storage_cluster: StorageCluster,
+) -> None:
+    leader = storage_cluster.leader()
+    stub = log_stub(storage_cluster, storage_cluster.followers()[0])
+    call = stub.ProduceBatchStream(iter([batch_request([b"misrouted"])]), timeout=CALL_DEADLINE_S)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call)
+    mapped = from_rpc_error(rpc_error(caught.value), write=True)
+    assert isinstance(mapped, NotLeaderError)
+    assert mapped.leader_addr == leader.address
+
+
 def test_batched_consume_packs_many_records_per_message(storage_cluster: StorageCluster) -> None:
     stub = log_stub(storage_cluster, storage_cluster.leader())
     values = [next(_values) for _ in range(25)]

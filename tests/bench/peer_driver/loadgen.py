@@ -11,10 +11,11 @@ the driver.
 from __future__ import annotations
 
 import loadgen_peers  # type: ignore[import-not-found]  # the harness's loadgen.py, renamed
-from logmesh_driver import LogmeshDriver
+from logmesh_driver import LogmeshDriver, LogmeshStreamDriver
 
 median_record = loadgen_peers.median_record
 loadgen_peers.DRIVERS["logmesh"] = LogmeshDriver
+loadgen_peers.DRIVERS["logmesh-stream"] = LogmeshStreamDriver
 
 if __name__ == "__main__":
     loadgen_peers.main()

@@ -64,6 +64,11 @@ class LogStub:
                 request_serializer=log_dot_v1_dot_log__pb2.ProduceBatchRequest.SerializeToString,
                 response_deserializer=log_dot_v1_dot_log__pb2.ProduceBatchResponse.FromString,
                 _registered_method=True)
+        self.ProduceBatchStream = channel.stream_stream(
+                '/log.v1.Log/ProduceBatchStream',
+                request_serializer=log_dot_v1_dot_log__pb2.ProduceBatchRequest.SerializeToString,
+                response_deserializer=log_dot_v1_dot_log__pb2.ProduceBatchResponse.FromString,
+                _registered_method=True)
 
 
 class LogServicer:
@@ -112,6 +117,15 @@ class LogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProduceBatchStream(self, request_iterator, context):
+        """logmesh: a stream of batches, each appended as one unit as it arrives (so batches in
+        flight share fsyncs) and answered in request order. Ends with OK when the client
+        half-closes, after every batch sent has been answered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +156,11 @@ def add_LogServicer_to_server(servicer, server):
             ),
             'ProduceBatch': grpc.unary_unary_rpc_method_handler(
                     servicer.ProduceBatch,
+                    request_deserializer=log_dot_v1_dot_log__pb2.ProduceBatchRequest.FromString,
+                    response_serializer=log_dot_v1_dot_log__pb2.ProduceBatchResponse.SerializeToString,
+            ),
+            'ProduceBatchStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ProduceBatchStream,
                     request_deserializer=log_dot_v1_dot_log__pb2.ProduceBatchRequest.FromString,
                     response_serializer=log_dot_v1_dot_log__pb2.ProduceBatchResponse.SerializeToString,
             ),
@@ -306,6 +325,33 @@ class Log:
             request,
             target,
             '/log.v1.Log/ProduceBatch',
+            log_dot_v1_dot_log__pb2.ProduceBatchRequest.SerializeToString,
+            log_dot_v1_dot_log__pb2.ProduceBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProduceBatchStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/log.v1.Log/ProduceBatchStream',
             log_dot_v1_dot_log__pb2.ProduceBatchRequest.SerializeToString,
             log_dot_v1_dot_log__pb2.ProduceBatchResponse.FromString,
             options,

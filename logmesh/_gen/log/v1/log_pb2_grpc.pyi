@@ -49,6 +49,11 @@ class LogStub:
     """Lists the cluster's servers with their role."""
     ProduceBatch: _grpc.UnaryUnaryMultiCallable[_log_pb2.ProduceBatchRequest, _log_pb2.ProduceBatchResponse]
     """logmesh: appends many records as one unit; they get consecutive offsets."""
+    ProduceBatchStream: _grpc.StreamStreamMultiCallable[_log_pb2.ProduceBatchRequest, _log_pb2.ProduceBatchResponse]
+    """logmesh: a stream of batches, each appended as one unit as it arrives (so batches in
+    flight share fsyncs) and answered in request order. Ends with OK when the client
+    half-closes, after every batch sent has been answered.
+    """
 
 @_typing.type_check_only
 class LogAsyncStub(LogStub):
@@ -67,6 +72,11 @@ class LogAsyncStub(LogStub):
     """Lists the cluster's servers with their role."""
     ProduceBatch: _aio.UnaryUnaryMultiCallable[_log_pb2.ProduceBatchRequest, _log_pb2.ProduceBatchResponse]  # type: ignore[assignment]
     """logmesh: appends many records as one unit; they get consecutive offsets."""
+    ProduceBatchStream: _aio.StreamStreamMultiCallable[_log_pb2.ProduceBatchRequest, _log_pb2.ProduceBatchResponse]  # type: ignore[assignment]
+    """logmesh: a stream of batches, each appended as one unit as it arrives (so batches in
+    flight share fsyncs) and answered in request order. Ends with OK when the client
+    half-closes, after every batch sent has been answered.
+    """
 
 class LogServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -118,5 +128,16 @@ class LogServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_log_pb2.ProduceBatchResponse, _abc.Awaitable[_log_pb2.ProduceBatchResponse]]:
         """logmesh: appends many records as one unit; they get consecutive offsets."""
+
+    @_abc_1.abstractmethod
+    def ProduceBatchStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_log_pb2.ProduceBatchRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_log_pb2.ProduceBatchResponse], _abc.AsyncIterator[_log_pb2.ProduceBatchResponse]]:
+        """logmesh: a stream of batches, each appended as one unit as it arrives (so batches in
+        flight share fsyncs) and answered in request order. Ends with OK when the client
+        half-closes, after every batch sent has been answered.
+        """
 
 def add_LogServicer_to_server(servicer: LogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

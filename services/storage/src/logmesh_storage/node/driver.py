@@ -261,6 +261,12 @@ class Driver:
         and this node has applied them. Several records go in one RECORDS entry: one frame,
         checksum and Raft entry for the batch instead of one per record (docs/raft.md,
         "Performance notes")."""
+        return await self.propose_nowait(payloads)
+
+    def propose_nowait(self, payloads: list[bytes]) -> asyncio.Future[int]:
+        """`propose`, with the proposal made (and its AppendEntries sent) before this returns:
+        the future is the first offset. A stream proposes each request as it arrives without a
+        task per request (one event-loop turn less before the entries leave)."""
         self._check_accepting()
         try:
             with self._core():
@@ -272,7 +278,7 @@ class Driver:
             raise self.not_leader_error(e.leader_id) from None
         except ProposalDropped as e:
             raise UnavailableError(str(e)) from None
-        return await self._wait(last, len(payloads))
+        return self._waiter(last, len(payloads))
 
     async def change_membership(self, change: ConfChange) -> int:
         """Propose a membership change; returns its index once applied (raft errors pass)."""
@@ -321,12 +327,16 @@ class Driver:
             )
 
     async def _wait(self, index: int, count: int) -> int:
+        return await self._waiter(index, count)
+
+    def _waiter(self, index: int, count: int) -> asyncio.Future[int]:
+        """A future for the proposal ending at `index`; sends its AppendEntries now."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(index, []).append(_Waiter(self.raft.term, count, future))
         with self._core():
             self._flush()  # the AppendEntries leave now, not after the Ready being persisted
         self._wake.set()
-        return await future
+        return future
 
     # ---- the loops -----------------------------------------------------------------------------
 

@@ -36,10 +36,12 @@ from .driver import Driver
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _R = TypeVar("_R")
+_Q = TypeVar("_Q", pb.ProduceRequest, pb.ProduceBatchRequest)
 
 # Records read from the log per read while following the tail (one thread hop each).
 READ_RECORDS_MAX = 512
-# ProduceStream: records proposed and not yet answered, per stream (backpressure).
+# ProduceStream / ProduceBatchStream: requests proposed and not yet answered, per stream
+# (backpressure).
 STREAM_INFLIGHT_MAX = 1024
 BATCH_RECORDS_MAX = 10_000
 # A batch is one Raft entry (RECORDS), shipped whole in one AppendEntries: this keeps it far
@@ -68,19 +70,7 @@ class LogServicer(log_pb2_grpc.LogServicer):
     ) -> pb.ProduceBatchResponse:
         await require_any_client(context)
         try:
-            if not request.records or len(request.records) > BATCH_RECORDS_MAX:
-                raise InvalidArgumentError(
-                    f"a batch holds 1 to {BATCH_RECORDS_MAX} records, this one "
-                    f"{len(request.records)}: split it",
-                    "records",
-                )
-            values = self._values(request.records)
-            if (size := sum(map(len, values))) > BATCH_BYTES_MAX:
-                raise InvalidArgumentError(
-                    f"a batch holds at most {BATCH_BYTES_MAX} bytes of values, this one "
-                    f"{size}: split it",
-                    "records",
-                )
+            values = self._batch_values(request)
             first = await self._driver.propose(values)
         except LogmeshError as e:
             await abort(context, e)
@@ -90,18 +80,39 @@ class LogServicer(log_pb2_grpc.LogServicer):
         self, request_iterator: AsyncIterator[pb.ProduceRequest], context: Context
     ) -> AsyncIterator[pb.ProduceResponse]:
         await require_any_client(context)
-        # Proposals go out as requests arrive (so they share fsyncs), answers in order.
-        pending: asyncio.Queue[asyncio.Future[int] | None] = asyncio.Queue(STREAM_INFLIGHT_MAX)
+        async for offset, _ in self._pipeline(request_iterator, self._record_values, context):
+            yield pb.ProduceResponse(offset=offset)
+
+    async def ProduceBatchStream(  # noqa: N802
+        self, request_iterator: AsyncIterator[pb.ProduceBatchRequest], context: Context
+    ) -> AsyncIterator[pb.ProduceBatchResponse]:
+        await require_any_client(context)
+        async for first, count in self._pipeline(request_iterator, self._batch_values, context):
+            yield pb.ProduceBatchResponse(first_offset=first, count=count)
+
+    async def _pipeline(
+        self,
+        requests: AsyncIterator[_Q],
+        values_of: Callable[[_Q], list[bytes]],
+        context: Context,
+    ) -> AsyncIterator[tuple[int, int]]:
+        """(first offset, count) for each request, in order; each is proposed as it arrives
+        (so requests in flight share fsyncs). Ends after the last answer when the client
+        half-closes; the first error ends the stream with that error."""
+        pending: asyncio.Queue[tuple[asyncio.Future[int], int] | None] = asyncio.Queue(
+            STREAM_INFLIGHT_MAX
+        )
         reader = asyncio.get_running_loop().create_task(
-            self._propose_each(request_iterator, pending)
+            self._propose_each(requests, values_of, pending)
         )
         try:
-            while (future := await pending.get()) is not None:
+            while (item := await pending.get()) is not None:
+                future, count = item
                 try:
-                    offset = await future
+                    first = await future
                 except LogmeshError as e:
                     await abort(context, e)
-                yield pb.ProduceResponse(offset=offset)
+                yield first, count
             await reader  # re-raises a failure of the request stream itself
         finally:
             reader.cancel()
@@ -110,26 +121,54 @@ class LogServicer(log_pb2_grpc.LogServicer):
 
     async def _propose_each(
         self,
-        requests: AsyncIterator[pb.ProduceRequest],
-        pending: asyncio.Queue[asyncio.Future[int] | None],
+        requests: AsyncIterator[_Q],
+        values_of: Callable[[_Q], list[bytes]],
+        pending: asyncio.Queue[tuple[asyncio.Future[int], int] | None],
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
             async for request in requests:
                 future: asyncio.Future[int]
+                count = 0
                 try:
-                    future = loop.create_task(self._driver.propose([self._value(request.record)]))
+                    values = values_of(request)
+                    count = len(values)
+                    future = self._driver.propose_nowait(values)
                     # If the stream ends before this answer is sent (an earlier failure, a
                     # cancel), nobody awaits it: its outcome is the client's to find out.
                     future.add_done_callback(_retrieve)
                 except LogmeshError as e:
+                    # The stream ends with this error once the requests before it are
+                    # answered: propose nothing after it (the client knows exactly what
+                    # was appended: everything answered, nothing after the failed request).
                     future = loop.create_future()
                     future.set_exception(e)
-                await pending.put(future)
+                    await pending.put((future, count))
+                    return
+                await pending.put((future, count))
         except Exception:
             await pending.put(None)  # the answering loop stops, then re-raises this via `reader`
             raise
         await pending.put(None)  # the client half-closed: answer the rest, then end with OK
+
+    def _record_values(self, request: pb.ProduceRequest) -> list[bytes]:
+        return [self._value(request.record)]
+
+    def _batch_values(self, request: pb.ProduceBatchRequest) -> list[bytes]:
+        if not request.records or len(request.records) > BATCH_RECORDS_MAX:
+            raise InvalidArgumentError(
+                f"a batch holds 1 to {BATCH_RECORDS_MAX} records, this one "
+                f"{len(request.records)}: split it",
+                "records",
+            )
+        values = self._values(request.records)
+        if (size := sum(map(len, values))) > BATCH_BYTES_MAX:
+            raise InvalidArgumentError(
+                f"a batch holds at most {BATCH_BYTES_MAX} bytes of values, this one "
+                f"{size}: split it",
+                "records",
+            )
+        return values
 
     def _values(self, records: Sequence[pb.Record]) -> list[bytes]:
         """The values of a batch, checked with loops in C: this runs for every record."""
