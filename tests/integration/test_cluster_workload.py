@@ -19,6 +19,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import grpc
 
@@ -147,39 +148,76 @@ class StreamProducer(Producer):
     STREAM_LIFETIME_S, then half-closes; answers must come in order with rising offsets.
     When a stream breaks, its unanswered values are unknown: they may have been proposed."""
 
+    per_request = 1  # values per request
+
+    def _request(self, values: list[bytes]) -> Any:
+        return pb.ProduceRequest(record=pb.Record(value=values[0]))
+
+    def _call(self, stub: log_pb2_grpc.LogStub, requests: Iterator[Any], timeout: float) -> Any:
+        return stub.ProduceStream(requests, timeout=timeout)
+
+    def _acked(self, values: list[bytes], reply: Any) -> int:
+        """Record the answer for `values`; returns the last offset it gave."""
+        self.history.ok(values[0], int(reply.offset))
+        return int(reply.offset)
+
     def _attempt(self) -> None:
-        unanswered: collections.deque[bytes] = collections.deque()
+        unanswered: collections.deque[list[bytes]] = collections.deque()
         window = threading.Semaphore(STREAM_WINDOW)
         close_at = time.monotonic() + STREAM_LIFETIME_S
 
-        def requests() -> Iterator[pb.ProduceRequest]:
+        def requests() -> Iterator[Any]:
             while time.monotonic() < close_at and not self.stop_event.is_set():
                 if not window.acquire(timeout=WAIT_POLL_S):
                     continue
-                value = self._next_value()
-                self.history.invoke(value)
-                unanswered.append(value)  # before it leaves: its answer cannot come first
-                yield pb.ProduceRequest(record=pb.Record(value=value))
+                values = [self._next_value() for _ in range(self.per_request)]
+                for value in values:
+                    self.history.invoke(value)
+                if len(values) > 1:
+                    self.history.batch(values)
+                unanswered.append(values)  # before it leaves: its answer cannot come first
+                yield self._request(values)
 
         stub = self.stubs[self.target]
-        call = stub.ProduceStream(requests(), timeout=STREAM_LIFETIME_S + PRODUCE_DEADLINE_S)
+        call = self._call(stub, requests(), STREAM_LIFETIME_S + PRODUCE_DEADLINE_S)
         last_offset = -1
         try:
             for reply in call:
-                self.history.ok(unanswered.popleft(), int(reply.offset))
-                if reply.offset <= last_offset:
+                values = unanswered.popleft()
+                previous, last_offset = last_offset, self._acked(values, reply)
+                if last_offset - len(values) < previous:
                     self.problems.append(
-                        f"ProduceStream answered {reply.offset} after {last_offset}"
+                        f"{type(self).__name__} answered up to {last_offset} after {previous}"
                     )
-                last_offset = int(reply.offset)
                 window.release()
         except grpc.RpcError as e:
-            self._failed(list(unanswered), e, Outcome.UNKNOWN)
+            self._failed([v for values in unanswered for v in values], e, Outcome.UNKNOWN)
             return
         if unanswered:
-            self.problems.append(f"ProduceStream ended OK with {len(unanswered)} unanswered")
-            for value in unanswered:
-                self.history.unknown(value)
+            name = type(self).__name__
+            self.problems.append(f"{name} ended OK with {len(unanswered)} unanswered")
+            for values in unanswered:
+                for value in values:
+                    self.history.unknown(value)
+
+
+class BatchStreamProducer(StreamProducer):
+    """StreamProducer with BATCH_RECORDS values per request on ProduceBatchStream: each batch
+    all or nothing, answers in order with consecutive offsets."""
+
+    per_request = BATCH_RECORDS
+
+    def _request(self, values: list[bytes]) -> Any:
+        return pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
+
+    def _call(self, stub: log_pb2_grpc.LogStub, requests: Iterator[Any], timeout: float) -> Any:
+        return stub.ProduceBatchStream(requests, timeout=timeout)
+
+    def _acked(self, values: list[bytes], reply: Any) -> int:
+        if reply.count != len(values):
+            self.problems.append(f"ProduceBatchStream of {len(values)} answered {reply.count}")
+        self.history.ok_batch(values, int(reply.first_offset))
+        return int(reply.first_offset) + len(values) - 1
 
 
 class Consumer(threading.Thread):
@@ -228,6 +266,7 @@ PRODUCER_KINDS: dict[str, type[Producer]] = {
     "unary": Producer,
     "batch": BatchProducer,
     "stream": StreamProducer,
+    "batch-stream": BatchStreamProducer,
 }
 
 
@@ -239,7 +278,7 @@ class Workload:
     def __init__(
         self,
         cluster: StorageCluster,
-        kinds: Sequence[str] = ("unary", "unary", "batch", "stream"),
+        kinds: Sequence[str] = ("unary", "unary", "batch", "stream", "batch-stream"),
         consumers: int = 1,
     ) -> None:
         self.history = History()
