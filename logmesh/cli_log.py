@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,8 @@ def add_log_commands(subparsers: argparse._SubParsersAction[Parser]) -> None:
         _run_produce,
         help="append records",
         description="Append each VALUE as a record, or each line of standard input when no "
-        "VALUE is given. Prints each record's offset once a majority has it on disk.",
+        "VALUE is given, in order, pipelined on one stream. Prints each record's offset once a "
+        "majority has it on disk.",
     )
     produce.add_argument("values", nargs="*", metavar="VALUE")
     produce.add_argument(
@@ -132,18 +133,28 @@ def _print_record(record: Record, as_json: bool) -> None:
 
 
 def _run_produce(args: argparse.Namespace) -> int:
-    values = [v.encode() for v in args.values] or [line.rstrip("\n").encode() for line in sys.stdin]
-
     async def run() -> None:
         async with _client(args) as client:
             if args.batch:
+                values = [v.encode() for v in args.values] or [
+                    line.rstrip("\n").encode() for line in sys.stdin
+                ]
                 for offset in await client.produce_batch(values):
                     print(offset, flush=True)
                 return
-            for value in values:
-                print(await client.produce(value), flush=True)
+            source = [v.encode() for v in args.values] if args.values else _stdin_lines()
+            async for offset in client.produce_many(source):
+                print(offset, flush=True)
 
     return _run(args, run())
+
+
+async def _stdin_lines() -> AsyncIterator[bytes]:
+    """Lines of standard input as they come (so `tail -f FILE | logmesh produce` streams),
+    read in a thread so that answers keep printing while a line is awaited."""
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        yield line.rstrip("\n").encode()
 
 
 def _run_consume(args: argparse.Namespace) -> int:

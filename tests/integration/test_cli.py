@@ -47,6 +47,19 @@ def test_produce_then_consume_prints_offsets_and_records(storage_cluster: Storag
     assert consumed.stdout.splitlines() == [f"{first}\talpha", f"{second}\tbeta"]
 
 
+def test_produce_streams_stdin_lines_in_order(storage_cluster: StorageCluster) -> None:
+    lines = [f"line {i}" for i in range(1000)]
+    produced = logmesh(storage_cluster, "produce", stdin="".join(f"{x}\n" for x in lines))
+    assert produced.returncode == 0, produced.stderr
+    offsets = [int(x) for x in produced.stdout.split()]
+    assert offsets == list(range(offsets[0], offsets[0] + len(lines)))
+
+    consumed = logmesh(storage_cluster, "consume", "--from", str(offsets[0]), "--max", "1000")
+    assert consumed.stdout.splitlines() == [
+        f"{o}\t{x}" for o, x in zip(offsets, lines, strict=True)
+    ]
+
+
 def test_produce_reads_stdin_lines_and_batch_gets_consecutive_offsets(
     storage_cluster: StorageCluster,
 ) -> None:
