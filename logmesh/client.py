@@ -16,7 +16,15 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -177,10 +185,7 @@ class LogClient:
                     failures += 1
                     if not refused or failures >= WRITE_ATTEMPTS_MAX:
                         raise self._stream_error(error, refused, len(feed.unanswered)) from None
-                    self._leader = error.leader_addr if isinstance(error, NotLeaderError) else None
-                    if self._leader is None and len(tried) >= len(self._addresses):
-                        tried.clear()
-                        await asyncio.sleep(next(backoff, NO_LEADER_BACKOFF_S[-1]))
+                    await self._next_target(error, tried, backoff)
                     continue
                 finally:
                     writer.cancel()
@@ -251,17 +256,24 @@ class LogClient:
                 return await call(self._stub(address))
             except grpc.aio.AioRpcError as e:
                 last = from_rpc_error(e, write=True)
-            if isinstance(last, NotLeaderError) and last.leader_addr:
-                self._leader = last.leader_addr
-                continue
-            self._leader = None
             if isinstance(last, NotLeaderError | NoLeaderError | UnavailableError):
-                if len(tried) >= len(self._addresses):
-                    tried.clear()
-                    await asyncio.sleep(next(backoff, NO_LEADER_BACKOFF_S[-1]))
+                await self._next_target(last, tried, backoff)
                 continue
             raise last
         raise last
+
+    async def _next_target(
+        self, error: LogmeshError, tried: set[str], backoff: Iterator[float]
+    ) -> None:
+        """After a write was refused: follow a NOT_LEADER hint at once; otherwise forget the
+        leader and, once every address was tried, wait the next backoff step first."""
+        if isinstance(error, NotLeaderError) and error.leader_addr:
+            self._leader = error.leader_addr
+            return
+        self._leader = None
+        if len(tried) >= len(self._addresses):
+            tried.clear()
+            await asyncio.sleep(next(backoff, NO_LEADER_BACKOFF_S[-1]))
 
     def _untried(self, tried: set[str]) -> str:
         for address in self._addresses:
