@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ CERTS_DIR_ENV = "LOGMESH_CERTS_DIR"
 DEFAULT_SERVERS = "127.0.0.1:8410,127.0.0.1:8411,127.0.0.1:8412"
 DEFAULT_CERTS_DIR = "var/dev/certs"
 CONSUME_RECORDS_MAX = 1_000_000
+STDIN_LINES_AHEAD = 1024  # lines read from stdin before the cluster took them, at most
 
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -151,9 +153,21 @@ def _run_produce(args: argparse.Namespace) -> int:
 
 async def _stdin_lines() -> AsyncIterator[bytes]:
     """Lines of standard input as they come (so `tail -f FILE | logmesh produce` streams),
-    read in a thread so that answers keep printing while a line is awaited."""
+    read by a daemon thread so that answers keep printing while a line is awaited and an
+    error ends the command without waiting for more input."""
     loop = asyncio.get_running_loop()
-    while line := await loop.run_in_executor(None, sys.stdin.readline):
+    lines: asyncio.Queue[str | None] = asyncio.Queue(STDIN_LINES_AHEAD)
+
+    def read() -> None:
+        try:
+            for line in sys.stdin:
+                asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
+            asyncio.run_coroutine_threadsafe(lines.put(None), loop).result()
+        except RuntimeError:
+            return  # the command ended first (its loop is closed)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    while (line := await lines.get()) is not None:
         yield line.rstrip("\n").encode()
 
 
