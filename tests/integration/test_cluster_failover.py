@@ -1,7 +1,8 @@
 """Failover under a history-checked workload: the leader SIGKILLed, SIGSTOPped and resumed, then
 every node crashed and restarted, then a rolling restart (SIGTERM, start, one node at a time),
-while four producers (unary, batch, stream) write with deadlines and a reader follows the tail
-hopping from node to node.
+while five producers write with deadlines (unary Produce, ProduceBatch, a pipelined ProduceStream,
+a pipelined ProduceBatchStream, and LogClient.produce_many, which sends again what a refusing
+node did not take) and a reader follows the tail hopping from node to node.
 
 At the end every node must hold the same committed log, with every acknowledged record at the
 offset it was acknowledged at, no value twice, offsets dense from 0, no record whose produce

@@ -14,6 +14,7 @@ nothing can notify us of, at WAIT_POLL_S.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import threading
@@ -25,8 +26,10 @@ import grpc
 
 from logmesh._gen.log.v1 import log_pb2 as pb
 from logmesh._gen.log.v1 import log_pb2_grpc
+from logmesh.client import LogClient
 from logmesh.cluster import StorageCluster, StorageNode
 from logmesh.errors import (
+    LogmeshError,
     NoLeaderError,
     NotLeaderError,
     UnavailableError,
@@ -38,6 +41,7 @@ PRODUCE_DEADLINE_S = 2.0
 BATCH_RECORDS = 10
 STREAM_WINDOW = 16
 STREAM_LIFETIME_S = 2.0
+CLIENT_RUN_RECORDS = 500  # values per produce_many call of a ClientProducer
 READ_DEADLINE_S = 30.0
 CONVERGE_TIMEOUT_S = 30.0
 PROGRESS_TIMEOUT_S = 30.0
@@ -220,6 +224,54 @@ class BatchStreamProducer(StreamProducer):
         return int(reply.first_offset) + len(values) - 1
 
 
+class ClientProducer(Producer):
+    """Produces through logmesh.client.LogClient.produce_many (the pipelined client that sends
+    again what a refusing node did not take), CLIENT_RUN_RECORDS values per call: each
+    yielded offset is its value's, and no resend may write a value twice. When produce_many
+    raises, the values it took and did not answer are unknown; the next call takes new ones."""
+
+    def __init__(
+        self, writer: int, cluster: StorageCluster, history: History, stop: threading.Event
+    ) -> None:
+        super().__init__(writer, cluster, history, stop)
+        assert cluster.certs_dir is not None
+        self.certs_dir = cluster.certs_dir
+
+    def run(self) -> None:
+        asyncio.run(self._run())
+
+    async def _run(self) -> None:
+        async with LogClient(
+            self.addresses, self.certs_dir, "root", deadline_s=PRODUCE_DEADLINE_S
+        ) as log:
+            while not self.stop_event.is_set():
+                await self._produce_many(log)
+
+    async def _produce_many(self, log: LogClient) -> None:
+        taken: collections.deque[bytes] = collections.deque()
+
+        def values() -> Iterator[bytes]:
+            for _ in range(CLIENT_RUN_RECORDS):
+                if self.stop_event.is_set():
+                    return
+                value = self._next_value()
+                self.history.invoke(value)
+                taken.append(value)
+                yield value
+
+        try:
+            async for offset in log.produce_many(values(), window=STREAM_WINDOW):
+                self.history.ok(taken.popleft(), offset)
+        except LogmeshError as e:
+            self.errors[e.code] = self.errors.get(e.code, 0) + 1
+            for value in taken:
+                self.history.unknown(value)
+            await asyncio.sleep(NO_LEADER_BACKOFF_S)
+        else:
+            if taken:
+                self.problems.append(f"produce_many ended with {len(taken)} values unanswered")
+
+
 class Consumer(threading.Thread):
     """Follows the tail with batched ConsumeStream, moving to the next node each time a stream
     ends (its CONSUME_SESSION_S deadline or an error) and resuming at the next offset. What it
@@ -267,6 +319,7 @@ PRODUCER_KINDS: dict[str, type[Producer]] = {
     "batch": BatchProducer,
     "stream": StreamProducer,
     "batch-stream": BatchStreamProducer,
+    "client": ClientProducer,
 }
 
 
@@ -278,7 +331,7 @@ class Workload:
     def __init__(
         self,
         cluster: StorageCluster,
-        kinds: Sequence[str] = ("unary", "unary", "batch", "stream", "batch-stream"),
+        kinds: Sequence[str] = ("unary", "batch", "stream", "batch-stream", "client"),
         consumers: int = 1,
     ) -> None:
         self.history = History()
