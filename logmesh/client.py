@@ -163,8 +163,8 @@ class LogClient:
                 address = self._leader or self._untried(tried)
                 tried.add(address)
                 call = self._stub(address).ProduceStream()
-                feed.restart()
-                writer = asyncio.ensure_future(feed.write_to(call, window))
+                feed.restart(window)
+                writer = asyncio.ensure_future(feed.write_to(call))
                 try:
                     while (reply := await self._next_answer(call, feed.unanswered)) is not None:
                         feed.answered()
@@ -359,12 +359,13 @@ class _Feed:
         self.unanswered: deque[tuple[bytes, float]] = deque()
         self.exhausted = False
         self.error: Exception | None = None  # what the source raised
-        self._slots = asyncio.Semaphore(0)
+        self._slots = asyncio.Semaphore(0)  # records the current stream may still take
 
-    def restart(self) -> None:
+    def restart(self, window: int) -> None:
         """Before a new stream: records the last one did not answer go first, in order."""
         self.unsent.extendleft(value for value, _ in reversed(self.unanswered))
         self.unanswered.clear()
+        self._slots = asyncio.Semaphore(window)
 
     def answered(self) -> None:
         self.unanswered.popleft()
@@ -373,10 +374,9 @@ class _Feed:
     async def write_to(
         self,
         call: grpc.aio.StreamStreamCall[log_pb2.ProduceRequest, log_pb2.ProduceResponse],
-        window: int,
     ) -> None:
-        """Write records to `call`, `window` unanswered at most; half-close after the last."""
-        self._slots = asyncio.Semaphore(window)
+        """Write records to `call` (as many unanswered as restart() allowed); half-close
+        after the last."""
         try:
             while True:
                 await self._slots.acquire()

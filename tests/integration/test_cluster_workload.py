@@ -66,6 +66,10 @@ def wait_until(
         time.sleep(WAIT_POLL_S)
 
 
+def batch_request(values: Sequence[bytes]) -> pb.ProduceBatchRequest:
+    return pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
+
+
 def classify(error: grpc.RpcError) -> Outcome:
     """FAILED only when the write was certainly not proposed; otherwise UNKNOWN, never FAILED."""
     err = from_rpc_error(error, write=True)
@@ -136,7 +140,7 @@ class BatchProducer(Producer):
         for value in values:
             self.history.invoke(value)
         self.history.batch(values)  # all or none of them may be in the log, whatever happens
-        request = pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
+        request = batch_request(values)
         try:
             reply = self.stubs[self.target].ProduceBatch(request, timeout=PRODUCE_DEADLINE_S)
         except grpc.RpcError as e:
@@ -212,7 +216,7 @@ class BatchStreamProducer(StreamProducer):
     per_request = BATCH_RECORDS
 
     def _request(self, values: list[bytes]) -> Any:
-        return pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
+        return batch_request(values)
 
     def _call(self, stub: log_pb2_grpc.LogStub, requests: Iterator[Any], timeout: float) -> Any:
         return stub.ProduceBatchStream(requests, timeout=timeout)

@@ -44,6 +44,10 @@ def produce(stub: log_pb2_grpc.LogStub, value: bytes) -> int:
     return int(reply.offset)
 
 
+def batch_request(values: list[bytes]) -> pb.ProduceBatchRequest:
+    return pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
+
+
 def consume_from(stub: log_pb2_grpc.LogStub, offset: int, count: int) -> list[pb.Record]:
     """`count` records from `offset` through ConsumeStream (which waits for them to commit)."""
     call = stub.ConsumeStream(pb.ConsumeRequest(offset=offset), timeout=CALL_DEADLINE_S)
@@ -109,7 +113,7 @@ def test_produce_batch_gets_consecutive_offsets(storage_cluster: StorageCluster)
     stub = log_stub(storage_cluster, storage_cluster.leader())
     values = [next(_values) for _ in range(20)]
     reply = stub.ProduceBatch(
-        pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values]),
+        batch_request(values),
         timeout=CALL_DEADLINE_S,
     )
     assert reply.count == 20
@@ -133,10 +137,6 @@ def test_empty_or_oversized_batch_is_invalid_argument(storage_cluster: StorageCl
             stub.ProduceBatch(pb.ProduceBatchRequest(records=records), timeout=CALL_DEADLINE_S)
         assert rpc_error(caught.value).code() == grpc.StatusCode.INVALID_ARGUMENT
         assert why in (rpc_error(caught.value).details() or "")
-
-
-def batch_request(values: list[bytes]) -> pb.ProduceBatchRequest:
-    return pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values])
 
 
 def test_produce_batch_stream_answers_each_batch_in_order_and_ends_ok(
@@ -197,7 +197,7 @@ def test_batched_consume_packs_many_records_per_message(storage_cluster: Storage
     stub = log_stub(storage_cluster, storage_cluster.leader())
     values = [next(_values) for _ in range(25)]
     first = stub.ProduceBatch(
-        pb.ProduceBatchRequest(records=[pb.Record(value=v) for v in values]),
+        batch_request(values),
         timeout=CALL_DEADLINE_S,
     ).first_offset
     follower = storage_cluster.followers()[0]
