@@ -56,10 +56,14 @@ class Cluster:
         network: Network,
         checker: Checker,
         disks: Mapping[NodeId, Disk] | None = None,
+        eager_messages: bool = False,
     ) -> None:
         """`disks`: each node's disk (default: MemoryStorage disks, voters bootstrapped
-        with `voter_ids`, spares empty until added)."""
+        with `voter_ids`, spares empty until added). `eager_messages`: drive the cores as
+        the storage node's driver does, shipping the messages that need no persist
+        (take_messages) at every pump, while a write is still pending."""
         self.raft_config = raft_config
+        self.eager_messages = eager_messages
         self.network = network
         self.checker = checker
         self._rng = rng
@@ -134,9 +138,15 @@ class Cluster:
 
     def pump(self, node_id: NodeId, disk_delay_ticks: int) -> None:
         """If the node has a Ready and none outstanding: send its messages and start
-        its write, which completes after disk_delay_ticks (0: at once)."""
+        its write, which completes after disk_delay_ticks (0: at once). With
+        eager_messages, first ship what may leave before any persist, outstanding or not."""
         node = self.nodes[node_id]
-        if node.raft is None or node.disk.pending is not None or not node.raft.has_ready():
+        if node.raft is None:
+            return
+        if self.eager_messages:
+            for message in _by_receiver(node.raft.take_messages()):
+                self._send(node, message)
+        if node.disk.pending is not None or not node.raft.has_ready():
             return
         ready = node.raft.ready()
         for message in _by_receiver(ready.messages):

@@ -49,6 +49,8 @@ class SimOptions:
     liveness_ticks_max: int = 0  # 0: 30 election timeouts
     storage: StorageMode = "memory"  # "engine": the real log engine on a simulated disk
     engine_segment_bytes_max: int = ENGINE_SEGMENT_BYTES_CHOICES[-1]
+    # Ship take_messages() while a write is pending, as the storage node's driver does.
+    driver_fast_path: bool = False
 
     @property
     def liveness_bound_ticks(self) -> int:
@@ -75,12 +77,13 @@ def options_for_seed(
 
 
 def _with_node_fast_path(seed: int, options: SimOptions) -> SimOptions:
-    """Half the seeds run the core as the storage node configures it (deferred commit notices,
-    quiet heartbeats), drawn from their own rng so the rest of a seed's options stay put."""
+    """Half the seeds run the core as the storage node configures and drives it (deferred
+    commit notices, quiet heartbeats, messages shipped while a write is pending), drawn from
+    their own rng so the rest of a seed's options stay put."""
     if random.Random(f"fast-path-{seed}").random() < 0.5:
         return options
     raft = replace(options.raft, defer_commit_notices=True, quiet_heartbeats=True)
-    return replace(options, raft=raft)
+    return replace(options, raft=raft, driver_fast_path=True)
 
 
 def _options_for_seed(seed: int, safety_ticks: int) -> SimOptions:

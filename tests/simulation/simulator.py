@@ -68,6 +68,7 @@ class Simulator:
             self.network,
             self.checker,
             self._make_disks(node_ids, voters),
+            eager_messages=self.options.driver_fast_path,
         )
         self.workload = Workload(self.cluster, self.rng, self.options.workload, f"s{seed}")
         self.result = SimResult(seed)

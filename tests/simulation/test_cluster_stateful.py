@@ -34,8 +34,11 @@ class RaftClusterMachine(RuleBasedStateMachine):
         voter_count=st.integers(min_value=3, max_value=5),
         max_entries_per_message=st.sampled_from([1, 512]),
         seed=st.integers(0, 1 << 32),
+        eager_messages=st.booleans(),
     )
-    def start_cluster(self, voter_count: int, max_entries_per_message: int, seed: int) -> None:
+    def start_cluster(
+        self, voter_count: int, max_entries_per_message: int, seed: int, eager_messages: bool
+    ) -> None:
         rng = random.Random(seed)
         node_ids = [f"n{i}" for i in range(1, voter_count + 1)]
         # short timeouts so that a few dozen steps see elections, crashes and recoveries;
@@ -45,7 +48,11 @@ class RaftClusterMachine(RuleBasedStateMachine):
             heartbeat_interval_ticks=1,
             max_entries_per_message=max_entries_per_message,
         )
-        self.cluster = Cluster(node_ids, node_ids, config, rng, Network(rng), Checker())
+        # eager_messages: messages leave while writes are pending, as the storage node's
+        # driver ships them (a Ready's write then races the commits of its own entries)
+        self.cluster = Cluster(
+            node_ids, node_ids, config, rng, Network(rng), Checker(), eager_messages=eager_messages
+        )
         for node_id in node_ids:
             self.cluster.start(node_id)
 

@@ -4,11 +4,14 @@ entries applied between Readies (applied_to), and deferred commit notices
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
+from logmesh_storage.log.entry import Entry, EntryType
+from logmesh_storage.raft import RaftNode
 from logmesh_storage.raft.messages import AppendEntries, Heartbeat
 from logmesh_storage.raft.types import Role
-from raft_test_net import FAST, Net
+from raft_test_net import FAST, Net, storage_with
 
 
 def appends_to(net: Net, to_id: str) -> list[AppendEntries]:
@@ -150,3 +153,35 @@ def test_loud_heartbeats_go_out_every_round() -> None:
     net.propose("a", b"x")
     net.tick(["a"])
     assert heartbeats_to(net, "b") == before + 1
+
+
+def test_a_tail_replaced_while_its_ready_is_persisted_is_not_written_again_from_before() -> None:
+    """A driver steps messages while it persists a Ready. If a new leader replaces part of the
+    tail that Ready is writing, the next Ready must start at the replacement: the prefix the
+    first Ready wrote is durable and unchanged. Starting over at the first Ready's start
+    would rewrite (truncate, then append) entries that may be committed: the storage refuses
+    that, and a crash between the two would lose them (found by the failover test: a paused
+    leader came back and stopped with "truncating committed entries")."""
+    storage = storage_with("abc", terms=[], term=1)
+    follower = RaftNode("c", storage, FAST, random.Random(1))
+    entries = tuple(Entry(i, 1, EntryType.DATA, i - 1, 0, b"old") for i in range(1, 6))
+    follower.step(AppendEntries(1, "a", "c", 0, 0, entries, commit_index=2))
+    writing = follower.ready()  # entries 1-5, commit 2: being persisted
+    assert [e.index for e in writing.entries] == [1, 2, 3, 4, 5]
+    assert writing.hard_state is not None and writing.hard_state.commit_index == 2
+    # Meanwhile b leads term 2 and replaces entries 4 and 5 (3 is as far as b got).
+    replacement = Entry(4, 2, EntryType.NOOP, 3, 0, b"")
+    follower.step(AppendEntries(2, "b", "c", 3, 1, (replacement,), commit_index=2))
+    storage.save(writing.hard_state, writing.entries, writing.snapshot)
+    follower.advance(writing)
+    following = follower.ready()
+    assert [(e.index, e.term) for e in following.entries] == [(4, 2)]
+    storage.save(following.hard_state, following.entries, following.snapshot)
+    follower.advance(following)
+    assert [(e.index, e.term) for e in storage.entries(1, 5, 1 << 20)] == [
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (4, 2),
+    ]
+    assert follower.status().last_index == 4

@@ -271,8 +271,8 @@ class RaftNode:
             log.stable_snapshot_to(ready.snapshot.index)
         # A newer snapshot arrived meanwhile: every entry after it is unstable again.
         newer_snapshot = log.unstable_snapshot is not None
-        if ready.entries and not newer_snapshot:
-            log.stable_to(ready.entries[-1].index, ready.entries[-1].term)
+        if not newer_snapshot:
+            log.stable_written(ready.entries)
         if ready.committed_entries:
             log.applied_to(max(log.applied_index, ready.committed_entries[-1].index))
         if self.role is Role.LEADER:

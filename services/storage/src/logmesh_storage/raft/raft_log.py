@@ -226,6 +226,23 @@ class RaftLog:
         del self.unstable_entries[: index + 1 - self.unstable_offset]
         self.unstable_offset = index + 1
 
+    def stable_written(self, written: Sequence[Entry]) -> None:
+        """The driver persisted `written` (a Ready's entries). If a newer leader replaced
+        part of that tail while it was being written, the prefix before the replacement is
+        stable all the same: the next Ready writes only the replacement. (Treating the whole
+        write as stale would make the next Ready rewrite that prefix, entries that may be
+        committed by then: a truncation of committed entries on disk.) An entry still here
+        with the index and term it was written with is the entry written, and so is every
+        entry before it (Log Matching, §5.3)."""
+        if not written:
+            return
+        for entry in reversed(written):
+            if entry.index < self.unstable_offset:
+                return
+            if self.term(entry.index) == entry.term:
+                self.stable_to(entry.index, entry.term)
+                return
+
     def stable_snapshot_to(self, index: int) -> None:
         if self.unstable_snapshot is not None and self.unstable_snapshot.index == index:
             self.unstable_snapshot = None
