@@ -163,10 +163,11 @@ class LogClient:
                 address = self._leader or self._untried(tried)
                 tried.add(address)
                 call = self._stub(address).ProduceStream()
+                answers = _Answers(call)
                 feed.restart(window)
                 writer = asyncio.ensure_future(feed.write_to(call))
                 try:
-                    while (reply := await self._next_answer(call, feed.unanswered)) is not None:
+                    while (reply := await self._next_answer(answers, feed.unanswered)) is not None:
                         feed.answered()
                         failures = 0
                         yield reply.offset
@@ -191,6 +192,7 @@ class LogClient:
                     writer.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await writer
+                    answers.close()
                     call.cancel()
                 if feed.unanswered:
                     raise OutcomeUnknownError(
@@ -205,9 +207,7 @@ class LogClient:
             feed.close()
 
     async def _next_answer(
-        self,
-        call: grpc.aio.StreamStreamCall[log_pb2.ProduceRequest, log_pb2.ProduceResponse],
-        unanswered: deque[tuple[bytes, float]],
+        self, answers: _Answers, unanswered: deque[tuple[bytes, float]]
     ) -> log_pb2.ProduceResponse | None:
         """The next answer on a produce stream, None at its end; OutcomeUnknownError if the
         oldest unanswered record has waited longer than the client's deadline (no deadline
@@ -222,15 +222,13 @@ class LogClient:
                         "sent may or may not have been appended; check the log before sending "
                         "them again"
                     )
-            try:
-                async with asyncio.timeout(wait_s):
-                    reply = await call.read()
-                if reply is grpc.aio.EOF:
-                    return None
-                assert isinstance(reply, log_pb2.ProduceResponse)
-                return reply
-            except TimeoutError:
+            reply = await answers.next(wait_s)
+            if reply is None:
                 continue  # re-checked above: nothing was waiting, or the oldest is now late
+            if reply is grpc.aio.EOF:
+                return None
+            assert isinstance(reply, log_pb2.ProduceResponse)
+            return reply
 
     @staticmethod
     def _stream_error(error: LogmeshError, refused: bool, unanswered: int) -> LogmeshError:
@@ -344,6 +342,42 @@ class LogClient:
                 ServerInfo(s.id, s.rpc_addr, s.is_leader, s.role, s.lag) for s in response.servers
             ]
         raise last
+
+
+class _Answers:
+    """The answers of one produce stream, awaited with a timeout that leaves the read going:
+    grpc.aio cancels the whole call when a read of it is cancelled (asyncio.timeout around
+    call.read() would end the stream at the first quiet spell of the source)."""
+
+    def __init__(
+        self, call: grpc.aio.StreamStreamCall[log_pb2.ProduceRequest, log_pb2.ProduceResponse]
+    ) -> None:
+        self._call = call
+        self._read: asyncio.Future[object] | None = None
+
+    async def next(self, timeout_s: float) -> object | None:
+        """The next answer or grpc.aio.EOF (AioRpcError raised as read() raises it); None if
+        none came within timeout_s (the read goes on, for the next call)."""
+        if self._read is None:
+            self._read = asyncio.ensure_future(self._call.read())
+        done, _ = await asyncio.wait({self._read}, timeout=timeout_s)
+        if not done:
+            return None
+        read, self._read = self._read, None
+        return read.result()
+
+    def close(self) -> None:
+        """Stop a read still going (the call is being cancelled anyway)."""
+        if self._read is not None:
+            self._read.cancel()
+            self._read.add_done_callback(_retrieve)
+            self._read = None
+
+
+def _retrieve(future: asyncio.Future[object]) -> None:
+    """Mark a dropped read's outcome as seen, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _Feed:

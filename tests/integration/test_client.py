@@ -147,3 +147,29 @@ def test_produce_many_reports_unanswered_records_as_unknown(
                 cluster.resume(leader)
 
     asyncio.run(main())
+
+
+def test_produce_many_waits_for_a_source_slower_than_the_deadline(
+    storage_cluster: StorageCluster,
+) -> None:
+    """The deadline is per record sent, not per pause of the source (a user typing lines into
+    `logmesh produce`). grpc.aio cancels a whole call when a read of it is cancelled, so the
+    client must not time out its reads: it did, and the stream died with CancelledError once
+    the source had paused for longer than the deadline."""
+    deadline_s = 0.2
+    values = [next(_values) for _ in range(3)]
+
+    async def source() -> AsyncIterator[bytes]:
+        for value in values:
+            yield value
+            await asyncio.sleep(deadline_s * 3)  # the source's pause: the input of this test
+
+    async def main() -> None:
+        async with client(
+            storage_cluster, storage_cluster.leader().address, deadline_s=deadline_s
+        ) as log:
+            offsets = [offset async for offset in log.produce_many(source(), window=4)]
+            assert offsets == list(range(offsets[0], offsets[0] + len(values)))
+            assert await read_back(log, offsets[0], len(values)) == values
+
+    asyncio.run(main())
