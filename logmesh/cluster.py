@@ -10,6 +10,7 @@ This module may not import the storage service: nodes are started by command lin
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -65,6 +66,8 @@ class StorageCluster:
     extra_args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     nodes: list[StorageNode] = field(default_factory=list)
+    # "HH:MM:SS.mmm action node" for each fault injected, in the nodes' log time (UTC).
+    journal: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         assert self.size >= 1, "a cluster has at least one node"
@@ -104,21 +107,26 @@ class StorageCluster:
         return {node.node_id: node.process.stop() for node in reversed(self.nodes)}
 
     def kill(self, node: StorageNode) -> None:
+        self._note("SIGKILL", node)
         node.process.kill()
 
     def pause(self, node: StorageNode) -> None:
+        self._note("SIGSTOP", node)
         node.process.pause()
 
     def resume(self, node: StorageNode) -> None:
+        self._note("SIGCONT", node)
         node.process.resume()
 
     def restart(self, node: StorageNode, timeout_s: float = START_TIMEOUT_S) -> None:
         """Stop (SIGTERM) if running, then start on the same port and wait until ready."""
+        self._note("SIGTERM and start", node)
         node.process.stop()
         self._start_node(node, timeout_s)
 
     def start_again(self, node: StorageNode, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start a node that was stopped or killed, on its old port."""
+        self._note("start", node)
         self._start_node(node, timeout_s)
 
     def __enter__(self) -> Self:
@@ -218,6 +226,10 @@ class StorageCluster:
             if count * 2 > len(running) and node in running:
                 return node
         return None
+
+    def _note(self, action: str, node: StorageNode) -> None:
+        now = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
+        self.journal.append(f"{now} {action} {node.node_id}")
 
     def _start_node(self, node: StorageNode, timeout_s: float) -> None:
         node.process.start()

@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -52,6 +54,9 @@ NO_LEADER_BACKOFF_S = 0.05
 READ_BATCH_RECORDS = 1000
 CONSUME_BATCH_RECORDS = 100
 CONSUME_SESSION_S = 2.0
+# What a timed-out wait prints of each node's log.
+DESCRIBE_LOG_LINES = 25
+DESCRIBE_LINE_CHARS = 300
 
 
 def wait_until(
@@ -64,6 +69,28 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}; {seen()}")
         time.sleep(WAIT_POLL_S)
+
+
+def _tail(path: Path, lines: int | None = DESCRIBE_LOG_LINES) -> list[str]:
+    """The last lines of a node's log (all with None), JSON lines shortened to level, time
+    and message."""
+    try:
+        raw = path.read_text(errors="replace").splitlines()
+    except OSError as e:
+        return [f"unreadable: {e}"]
+    out = []
+    for line in raw[-lines:] if lines is not None else raw:
+        try:
+            event = json.loads(line)
+            out.append(f"{event['ts'][11:23]} {event['level']} {event['msg']}".replace("\n", " | "))
+        except (ValueError, KeyError, TypeError):
+            out.append(line)
+    return out
+
+
+def _alarming(line: str) -> bool:
+    """A node's log line no fault injected by these tests excuses."""
+    return " critical " in line or "never retrieved" in line
 
 
 def batch_request(values: Sequence[bytes]) -> pb.ProduceBatchRequest:
@@ -339,6 +366,7 @@ class Workload:
         consumers: int = 1,
     ) -> None:
         self.history = History()
+        self._cluster = cluster
         self._stop = threading.Event()
         self._threads: list[Producer | Consumer] = [
             PRODUCER_KINDS[kind](w, cluster, self.history, self._stop)
@@ -370,7 +398,12 @@ class Workload:
     def wait_progress(self, records: int, what: str, timeout_s: float = PROGRESS_TIMEOUT_S) -> None:
         """Wait until `records` more produces are acknowledged than now."""
         target = self.acknowledged() + records
-        wait_until(lambda: self.acknowledged() >= target, timeout_s, f"{records} acks {what}")
+        wait_until(
+            lambda: self.acknowledged() >= target,
+            timeout_s,
+            f"{records} acks {what}",
+            self.describe,
+        )
 
     def wait_errors(self, calls: int, what: str, timeout_s: float = PROGRESS_TIMEOUT_S) -> None:
         """Wait until `calls` more produces have ended failed or unknown than now."""
@@ -379,7 +412,34 @@ class Workload:
             return self.history.count(Outcome.FAILED) + self.history.count(Outcome.UNKNOWN)
 
         target = not_ok() + calls
-        wait_until(lambda: not_ok() >= target, timeout_s, f"{calls} failed calls {what}")
+        wait_until(
+            lambda: not_ok() >= target, timeout_s, f"{calls} failed calls {what}", self.describe
+        )
+
+    def describe(self) -> str:
+        """What each producer and node is doing, for a timeout's message."""
+        lines = [f"acknowledged {self.acknowledged()}"]
+        for t in self._threads:
+            if isinstance(t, Producer):
+                lines.append(f"{t.name}: alive={t.is_alive()} target={t.target} errors={t.errors}")
+        for node in self._cluster.nodes:
+            if not node.running:
+                lines.append(f"node {node.node_id}: not running")
+                continue
+            try:
+                s = self._cluster.status(node)
+            except grpc.RpcError as e:
+                lines.append(f"node {node.node_id}: status failed: {e.code()}")
+                continue
+            lines.append(
+                f"node {node.node_id}: {s.role} term={s.term} leader={s.leader_id or '-'} "
+                f"commit={s.commit_index} applied={s.applied_index} last={s.last_index}"
+            )
+        lines.append(f"faults injected: {self._cluster.journal}")
+        for node in self._cluster.nodes:
+            lines.append(f"last lines of {node.process.log_path}:")
+            lines += [f"  {line[:DESCRIBE_LINE_CHARS]}" for line in _tail(node.process.log_path)]
+        return "\n  ".join(lines)
 
     def observations(self) -> list[NodeLog]:
         """What each consumer read while the workload ran."""
@@ -454,8 +514,16 @@ def check_cluster(
     """Converge, read every node back, check the history (and what readers saw during the
     run); prints the checker's summary. With `retention`, the log may start above 0: at the
     lowest offset any node returned (retention may move on while the logs are read, so no
-    figure taken before the reads would do)."""
-    nodes = list(nodes or [n for n in cluster.nodes if n.running])
+    figure taken before the reads would do). Without `nodes`, every node must be running:
+    a node that stopped itself (a broken invariant) fails the check even if the others
+    went on. No node may have logged a fatal error or an unretrieved exception."""
+    if nodes is None:
+        stopped = [n.node_id for n in cluster.nodes if not n.running]
+        assert not stopped, f"nodes stopped on their own: {stopped}; logs in {cluster.base_dir}"
+        nodes = cluster.nodes
+    for node in cluster.nodes:
+        bad = [line for line in _tail(node.process.log_path, lines=None) if _alarming(line)]
+        assert not bad, f"{node.node_id} logged: {bad[:5]}"
     wait_converged(cluster, nodes)
     logs = [read_node(cluster, n) for n in nodes]
     start_offset = 0

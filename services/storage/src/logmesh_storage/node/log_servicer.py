@@ -143,6 +143,7 @@ class LogServicer(log_pb2_grpc.LogServicer):
                     # was appended: everything answered, nothing after the failed request).
                     future = loop.create_future()
                     future.set_exception(e)
+                    future.add_done_callback(_retrieve)  # as above: the stream may end first
                     await pending.put((future, count))
                     return
                 await pending.put((future, count))
