@@ -24,6 +24,11 @@ KEEPALIVE_TIMEOUT_MS = 5_000
 # not after grpc's default of up to 120 s.
 RECONNECT_BACKOFF_INITIAL_MS = 100
 RECONNECT_BACKOFF_MAX_MS = 1_000
+# How long one connection attempt (TCP, the TLS handshake, HTTP/2 settings) may take. grpc
+# core reads it from grpc.min_reconnect_backoff_ms (default 20 s), not from the backoff: at
+# 100 ms a link with 150 ms of latency never connected, and a busy host missed it now and
+# then ("Handshake read failed (Endpoint closing)"). Calls still fail by their deadlines.
+CONNECT_TIMEOUT_MS = 2_000
 
 _CN_PROPERTY = "x509_common_name"
 
@@ -79,7 +84,7 @@ def channel_options(
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_INITIAL_MS),
-        ("grpc.min_reconnect_backoff_ms", RECONNECT_BACKOFF_INITIAL_MS),
+        ("grpc.min_reconnect_backoff_ms", CONNECT_TIMEOUT_MS),
         ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MAX_MS),
         # Retries are the client library's decision (only when a write was surely not
         # proposed), never grpc's.
