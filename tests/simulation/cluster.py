@@ -73,11 +73,21 @@ class Cluster:
             disk = disks[node_id] if disks is not None else _memory_disk(node_id, voter_ids)
             self.nodes[node_id] = SimNode(node_id, disk)
         self.joined: set[NodeId] = set(voter_ids)  # ever a member of a committed configuration
+        # SIGSTOP: a paused node does nothing (no tick, no write completes, no input) until
+        # its tick; messages to it wait, then arrive all at once, in order, as a socket's
+        # backlog does on SIGCONT.
+        self.paused: dict[NodeId, int] = {}
+        self._held: dict[NodeId, list[Message]] = {}
 
     # membership of the simulation itself
 
     def up_nodes(self) -> list[SimNode]:
-        return [node for node in self.nodes.values() if node.raft is not None]
+        """The nodes running and not paused."""
+        return [
+            node
+            for node in self.nodes.values()
+            if node.raft is not None and node.node_id not in self.paused
+        ]
 
     def raft(self, node_id: NodeId) -> RaftNode:
         core = self.nodes[node_id].raft
@@ -105,6 +115,8 @@ class Cluster:
         the checkers vet what recovery found."""
         node = self.nodes[node_id]
         node.raft = None
+        self.paused.pop(node_id, None)  # a paused process can be killed; its backlog is lost
+        self._held.pop(node_id, None)
         pending = node.disk.pending
         if pending is not None and compacting_to is None:
             before = durable_state(node.disk.storage, pending.ready)
@@ -114,6 +126,21 @@ class Cluster:
         check_crash_kept(node_id, before, interrupted, node.disk.storage)
         if interrupted is not None:
             self.checker.on_recovered(node_id, interrupted, node.disk.storage)
+
+    def pause(self, node_id: NodeId, until_tick: int) -> None:
+        assert self.nodes[node_id].raft is not None, f"{node_id} is down"
+        self.paused[node_id] = until_tick
+        self._held.setdefault(node_id, [])
+
+    def resume_due(self, now_tick: int) -> None:
+        """Resume the nodes whose pause ends by now_tick: what was sent to them arrives."""
+        for node_id in sorted(n for n, until in self.paused.items() if until <= now_tick):
+            del self.paused[node_id]
+            for message in self._held.pop(node_id):
+                self.deliver(message)
+
+    def resume_all(self) -> None:
+        self.resume_due(max(self.paused.values(), default=0))
 
     def decommission(self, node_id: NodeId) -> None:
         self.crash(node_id)
@@ -130,6 +157,9 @@ class Cluster:
             raft.send_commit_notices()
 
     def deliver(self, message: Message) -> None:
+        if message.to_id in self.paused:
+            self._held[message.to_id].append(message)
+            return
         node = self.nodes.get(message.to_id)
         if node is not None and node.raft is not None:
             node.raft.step(message)

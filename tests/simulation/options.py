@@ -35,6 +35,9 @@ class FaultOptions:
     partition_probability: float  # per tick: the network splits in two at random
     heal_probability: float  # per tick: a partition heals
     disk_delay_ticks_max: int  # a write becomes durable 0..max ticks after it began
+    # per tick: a live node (a leader half the time) is paused for 1..pause_ticks_max ticks
+    pause_probability: float = 0.0
+    pause_ticks_max: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def options_for_seed(
     with its own rng so that the run's stream does not depend on this choice. In
     engine mode the seed also picks a segment size, from yet another rng, so that a
     seed keeps its cluster and faults in both modes."""
-    options = _with_node_fast_path(seed, _options_for_seed(seed, safety_ticks))
+    options = _with_pauses(seed, _with_node_fast_path(seed, _options_for_seed(seed, safety_ticks)))
     if storage == "memory":
         return options
     segment_bytes_max = random.Random(f"engine-{seed}").choice(ENGINE_SEGMENT_BYTES_CHOICES)
@@ -84,6 +87,21 @@ def _with_node_fast_path(seed: int, options: SimOptions) -> SimOptions:
         return options
     raft = replace(options.raft, defer_commit_notices=True, quiet_heartbeats=True)
     return replace(options, raft=raft, driver_fast_path=True)
+
+
+def _with_pauses(seed: int, options: SimOptions) -> SimOptions:
+    """Half the seeds pause nodes (SIGSTOP, then SIGCONT: the node resumes into whatever term
+    the others reached, its write and its backlog of messages still to handle), drawn from
+    their own rng so the rest of a seed's options stay put."""
+    rng = random.Random(f"pauses-{seed}")
+    if rng.random() < 0.5:
+        return options
+    faults = replace(
+        options.faults,
+        pause_probability=rng.choice([0.005, 0.02]),
+        pause_ticks_max=rng.choice([5, 15, 30]),
+    )
+    return replace(options, faults=faults)
 
 
 def _options_for_seed(seed: int, safety_ticks: int) -> SimOptions:

@@ -37,6 +37,7 @@ class SimResult:
     liveness_ticks: int = 0
     crashes: int = 0
     partitions: int = 0
+    pauses: int = 0
     terms: int = 0
     acknowledged: int = 0
     stats: dict[str, int] = field(default_factory=dict)
@@ -46,6 +47,7 @@ class SimResult:
         return (
             f"seed {self.seed}: ok ticks={self.ticks} (liveness {self.liveness_ticks}) "
             f"terms={self.terms} crashes={self.crashes} partitions={self.partitions} "
+            f"pauses={self.pauses} "
             f"acked={self.acknowledged} {extra}"
         )
 
@@ -55,6 +57,7 @@ class Simulator:
         self.seed = seed
         self.options = options if options is not None else options_for_seed(seed)
         self.rng = random.Random(seed)
+        self._pause_rng = random.Random(f"pause-faults-{seed}")
         count = self.options.voter_count + self.options.spare_count
         node_ids = [f"n{i}" for i in range(1, count + 1)]
         voters = node_ids[: self.options.voter_count]
@@ -122,6 +125,7 @@ class Simulator:
         """One tick: deliver, complete due writes, tick, start new Readies, observe."""
         cluster = self.cluster
         cluster.now_tick += 1
+        cluster.resume_due(cluster.now_tick)
         for message in self.network.deliver_due(cluster.now_tick):
             cluster.deliver(message)
         for node in cluster.up_nodes():
@@ -149,6 +153,8 @@ class Simulator:
         if leaders and rng.random() < faults.leader_crash_probability:
             cluster.crash(rng.choice(leaders))
             self.result.crashes += 1
+        if faults.pause_probability and self._pause_rng.random() < faults.pause_probability:
+            self._pause_one()
         if down and rng.random() < faults.restart_probability:
             cluster.start(rng.choice(down))
         if rng.random() < faults.partition_probability:
@@ -160,6 +166,18 @@ class Simulator:
         elif self.network.is_partitioned() and rng.random() < faults.heal_probability:
             self.network.heal()
 
+    def _pause_one(self) -> None:
+        """Pause a running node, a leader half the time (from its own rng: seeds without
+        pauses keep the schedules they had before pauses existed)."""
+        cluster, rng = self.cluster, self._pause_rng
+        running = sorted(n.node_id for n in cluster.up_nodes())
+        leaders = sorted(core.node_id for core in cluster.leaders())
+        pool = leaders if leaders and rng.random() < 0.5 else running
+        if pool:
+            until = cluster.now_tick + rng.randint(1, self.options.faults.pause_ticks_max)
+            cluster.pause(rng.choice(pool), until)
+            self.result.pauses += 1
+
     def _restartable(self, node_id: NodeId) -> bool:
         node = self.cluster.nodes[node_id]
         # a spare that was never added stays off until the workload adds it
@@ -167,6 +185,7 @@ class Simulator:
 
     def _liveness_phase(self) -> None:
         cluster = self.cluster
+        cluster.resume_all()
         self.network.heal()
         self.network.options = NetworkOptions(
             delay_ticks_min=0, delay_ticks_max=self.options.network.delay_ticks_max
