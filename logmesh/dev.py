@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from logmesh.cli_log import CERTS_DIR_ENV, DEFAULT_CERTS_DIR, DEFAULT_SERVERS, SERVERS_ENV
+
 if TYPE_CHECKING:
     from logmesh.cli import Parser
 
@@ -92,13 +94,19 @@ def _check_ports_free(ports: list[int]) -> None:
 
 
 def _banner(first: str, leader: str, servers: str, certs: Path, state: Path) -> str:
+    if servers == DEFAULT_SERVERS and certs == Path(DEFAULT_CERTS_DIR):
+        finding = f"The CLI finds the nodes and the certificates ({certs}) by default; other"
+    else:  # not where the CLI looks by default: say how to point it here
+        finding = (
+            f"For the CLI, first: export {SERVERS_ENV}={servers} "
+            f"{CERTS_DIR_ENV}={certs.resolve()}\nOther"
+        )
     return f"""
 logmesh is running: storage nodes {servers} (leader: {leader})
   produce:   .venv/bin/logmesh produce hello world
   consume:   .venv/bin/logmesh consume --from 0
   follow:    .venv/bin/logmesh consume --from 0 --follow
   servers:   .venv/bin/logmesh servers
-The CLI finds the nodes and the certificates ({certs}) by default; other clients need
-mutual TLS with a certificate from {certs} (e.g. root.pem/root.key) and {first}.
-Process logs: {state / "logs"}. Stop with Ctrl-C.
+{finding} clients need mutual TLS with a certificate from {certs} (e.g. root.pem/root.key)
+and {first}. Process logs: {state / "logs"}. Stop with Ctrl-C.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,8 @@ def test_unreachable_servers_fail_with_advice_not_a_traceback(
 
 
 def test_logmesh_dev_runs_a_cluster_that_keeps_records_across_restarts(tmp_path: Path) -> None:
+    """Started elsewhere than its defaults, `logmesh dev` says how to point the CLI at it, and
+    what it says works."""
     ports = free_ports(3)
     args = [
         sys.executable,
@@ -145,16 +148,16 @@ def test_logmesh_dev_runs_a_cluster_that_keeps_records_across_restarts(tmp_path:
         "--storage-ports",
         ",".join(map(str, ports)),
     ]
-    servers = ",".join(f"127.0.0.1:{p}" for p in ports)
-    certs = str(tmp_path / "dev" / "certs")
+    env: dict[str, str] = {}
 
     def cli(*more: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "logmesh", *more, "--servers", servers, "--certs", certs],
+            [sys.executable, "-m", "logmesh", *more],
             capture_output=True,
             text=True,
             timeout=CLI_TIMEOUT_S,
             check=True,
+            env={**os.environ, **env},
         )
         return done.stdout
 
@@ -162,6 +165,11 @@ def test_logmesh_dev_runs_a_cluster_that_keeps_records_across_restarts(tmp_path:
     dev.start()
     try:
         dev.wait_for_text("logmesh is running", 60)
+        export = dev.wait_for_text("export ", 5).split("export ", 1)[1]
+        for assignment in export.split():
+            key, value = assignment.split("=", 1)
+            env[key] = value
+        assert env["LOGMESH_SERVERS"] == ",".join(f"127.0.0.1:{p}" for p in ports)
         assert cli("produce", "kept").split() == ["0"]
     finally:
         assert dev.stop(timeout_s=30) == 0
