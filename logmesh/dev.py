@@ -95,7 +95,7 @@ def _check_ports_free(ports: list[int]) -> None:
 
 def _banner(first: str, leader: str, servers: str, certs: Path, state: Path) -> str:
     if servers == DEFAULT_SERVERS and certs == Path(DEFAULT_CERTS_DIR):
-        finding = f"The CLI finds the nodes and the certificates ({certs}) by default; other"
+        finding = f"The CLI finds the nodes and the certificates ({certs}) by default.\nOther"
     else:  # not where the CLI looks by default: say how to point it here
         finding = (
             f"For the CLI, first: export {SERVERS_ENV}={servers} "
