@@ -26,8 +26,9 @@ RECONNECT_BACKOFF_INITIAL_MS = 100
 RECONNECT_BACKOFF_MAX_MS = 1_000
 # How long one connection attempt (TCP, the TLS handshake, HTTP/2 settings) may take. grpc
 # core reads it from grpc.min_reconnect_backoff_ms (default 20 s), not from the backoff: at
-# 100 ms a link with 150 ms of latency never connected, and a busy host missed it now and
-# then ("Handshake read failed (Endpoint closing)"). Calls still fail by their deadlines.
+# 100 ms, over a link with 150 ms of latency, every call's first attempt failed (UNAVAILABLE
+# unless it waited for ready), and a busy host missed it now and then ("Handshake read
+# failed (Endpoint closing)"). Calls still fail by their deadlines.
 CONNECT_TIMEOUT_MS = 2_000
 
 _CN_PROPERTY = "x509_common_name"

@@ -1,10 +1,11 @@
 """Clients and nodes connect over a slow link (a WAN, a loaded host), not only over loopback.
 
 grpc core takes `grpc.min_reconnect_backoff_ms` as the time a connection attempt (TCP and the
-TLS handshake) may take. logmesh once set it to 100 ms with the reconnect backoff, so a link
-with 150 ms of latency could never connect, and on a busy 2-core machine a handshake now and
-then missed it ("Handshake read failed (Endpoint closing)"). A proxy on loopback delays what
-the node sends; a call through it must succeed.
+TLS handshake) may take. logmesh once set it to 100 ms with the reconnect backoff, so over a
+link with 150 ms of latency a call's first connection attempt always failed (UNAVAILABLE, as
+calls do not wait for ready), and on a busy 2-core machine a handshake now and then missed it
+("Handshake read failed (Endpoint closing)"). A proxy on loopback delays what the node sends;
+a call through it must succeed on that first attempt.
 """
 
 from __future__ import annotations
